@@ -1,0 +1,120 @@
+"""Real music clips for proving the audio checks: noiz2sa's Vorbis tracks and openMSX MIDI
+rendered by fluidsynth with an explicit sound font (bit-identical on every run).
+
+Clips are split once, by name, into a calibration set (the only clips thresholds were tuned
+on) and a test set (never used for tuning), so the suite measures how thresholds hold on
+music they have not seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from harness.errors import BadInput
+
+NOIZ2SA_DIR = Path("/usr/share/games/noiz2sa/sounds")
+OPENMSX_DIR = Path("/usr/share/games/openttd/baseset/openmsx")
+SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+
+# Debian package providing each input; named in skip/fail messages when one is missing.
+PACKAGES = {
+    "noiz2sa": ("noiz2sa-data", NOIZ2SA_DIR / "stg0.ogg"),
+    "openmsx": ("openttd-openmsx", OPENMSX_DIR / "tttheme2.mid"),
+    "soundfont": ("timgm6mb-soundfont", SOUNDFONT),
+    "fluidsynth": ("fluidsynth", None),
+}
+APT_LINE = ("apt-get install -y --no-install-recommends "
+            "noiz2sa-data openttd-openmsx fluidsynth timgm6mb-soundfont sox")
+
+CLIP_SECONDS = 12.0
+CLIP_START_FRACTION = 0.25  # skip intros: a quarter of the way in is well inside the music
+
+CALIBRATION = {
+    "noiz2sa": ["stg00", "stg2", "stg4"],
+    "openmsx": ["5432gone_redfarn", "boogi_marabi_redfarn", "chemistry_lab", "flying_scotsman",
+                "keep_on_rolling", "midnight_snow_run", "relax_song", "the_hobo_redfarn"],
+}
+TEST = {
+    "noiz2sa": ["stg0", "stg1", "stg3", "stg5"],  # stg0 has a natural ~21.5 Hz pulse
+    "openmsx": ["be_sharp_bw_redfarn", "busy_schedule", "city_blues_redfarn", "coconut_run2",
+                "harp_harmony", "linns_basket", "modern_motion", "wood_whistles"],
+}
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str       # "source/stem"
+    audio: np.ndarray  # planar (2, N) float32 at 44100 Hz
+    sr: int
+
+
+def missing_packages(sources=("noiz2sa", "openmsx")) -> list[str]:
+    """Debian packages that the given sources need and that are not installed."""
+    need = list(sources) + (["soundfont", "fluidsynth"] if "openmsx" in sources else [])
+    missing = []
+    for key in need:
+        package, path = PACKAGES[key]
+        present = shutil.which("fluidsynth") if path is None else path.is_file()
+        if not present:
+            missing.append(package)
+    return missing
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("SAO_AUDIO_CACHE", Path.home() / ".cache" / "sao-harness" / "audio"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def render_midi(mid: Path, out: Path, soundfont: Path = SOUNDFONT):
+    """Render a MIDI file to 44.1 kHz stereo 16-bit WAV with fluidsynth (deterministic)."""
+    cmd = ["fluidsynth", "-ni", "-q", "-F", str(out), "-r", "44100", "-O", "s16",
+           str(soundfont), str(mid)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0 or not out.is_file():
+        raise BadInput(mid, f"fluidsynth failed: {(r.stderr or r.stdout).strip()[:200]}")
+
+
+def _excerpt(path: Path, seconds: float) -> tuple[np.ndarray, int]:
+    info = sf.info(path)
+    n = int(round(seconds * info.samplerate))
+    start = min(int(info.frames * CLIP_START_FRACTION), max(info.frames - n, 0))
+    data, sr = sf.read(path, start=start, frames=n, dtype="float32", always_2d=True)
+    return np.ascontiguousarray(data.T), sr
+
+
+def load_clip(source: str, stem: str, seconds: float = CLIP_SECONDS) -> Clip:
+    """One excerpt; MIDI renders are cached as FLAC keyed by file, sound font and length."""
+    if source == "noiz2sa":
+        audio, sr = _excerpt(NOIZ2SA_DIR / f"{stem}.ogg", seconds)
+    elif source == "openmsx":
+        mid = OPENMSX_DIR / f"{stem}.mid"
+        key = hashlib.sha256(mid.read_bytes() + SOUNDFONT.read_bytes()[:1 << 16]
+                             + f"{seconds}/{CLIP_START_FRACTION}".encode()).hexdigest()[:12]
+        cached = cache_dir() / f"{stem}-{key}.flac"
+        if not cached.is_file():
+            with tempfile.TemporaryDirectory() as tmp:
+                full = Path(tmp) / "full.wav"
+                render_midi(mid, full)
+                audio, sr = _excerpt(full, seconds)
+                part = cached.with_suffix(".part.flac")
+                sf.write(part, audio.T, sr, subtype="PCM_16")  # the render is 16-bit: lossless
+                part.replace(cached)
+        data, sr = sf.read(cached, dtype="float32", always_2d=True)
+        audio = np.ascontiguousarray(data.T)
+    else:
+        raise ValueError(f"unknown source {source!r}")
+    return Clip(f"{source}/{stem}", audio, sr)
+
+
+def clips(split: dict[str, list[str]], seconds: float = CLIP_SECONDS) -> list[Clip]:
+    return [load_clip(src, stem, seconds) for src, stems in split.items() for stem in stems]

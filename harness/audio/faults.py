@@ -1,0 +1,131 @@
+"""Faults a port produces, applied to a clean planar (C, N) clip; each returns a new (C, N) array.
+
+Each fault takes a `depth` (its strength, in the units named in FAULTS) so the suites can
+sweep for the weakest depth a check still catches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+LATENT_RATE = 44100 / 2048  # one latent frame per 2048 output samples
+
+
+def lowpass(x, sr, cutoff_hz):
+    """'Bad phone line': everything above `cutoff_hz` removed (zero-phase 8th-order Butterworth)."""
+    sos = signal.butter(8, cutoff_hz, btype="low", fs=sr, output="sos")
+    return signal.sosfiltfilt(sos, x, axis=-1).astype(np.float32)
+
+
+def amplitude_modulation(x, sr, depth, rate_hz=LATENT_RATE):
+    """'Flickery': gain swings between 1 and 1 - depth at `rate_hz`, locked to sample 0."""
+    t = np.arange(x.shape[-1]) / sr
+    gain = 1.0 - depth * 0.5 * (1.0 - np.cos(2 * np.pi * rate_hz * t))
+    return (x * gain).astype(np.float32)
+
+
+def stride_comb(x, sr, level_db, period=2048, seed=0):
+    """A fixed pattern repeating every `period` samples (a stride artifact), added `level_db`
+    relative to the clip's RMS; its spectrum is a comb at multiples of sr / period."""
+    rng = np.random.default_rng(seed)
+    pattern = rng.standard_normal(period)
+    pattern -= pattern.mean()
+    pattern /= np.sqrt(np.mean(pattern**2))
+    rms = np.sqrt(np.mean(x.astype(np.float64) ** 2))
+    tiled = np.resize(pattern, x.shape[-1]) * rms * 10 ** (level_db / 20)
+    return (x + tiled).astype(np.float32)
+
+
+def speed(x, sr, factor):
+    """Playback at `factor` times the speed (0.5 = slow motion an octave down), same length."""
+    n = x.shape[-1]
+    up, down = (2, 1) if factor == 0.5 else (1, 2) if factor == 2.0 else (None, None)
+    if up is None:
+        raise ValueError("speed fault supports factor 0.5 or 2.0")
+    y = signal.resample_poly(x, up, down, axis=-1)
+    reps = int(np.ceil(n / y.shape[-1]))  # faster playback runs out of clip: loop it
+    return np.tile(y, (1, reps))[:, :n].astype(np.float32)
+
+
+def interleaved_as_planar(x, sr=None, depth=None):
+    """An interleaved L R L R buffer reshaped row-major to (2, N): half speed, L/R alternating."""
+    c, n = x.shape
+    return np.ascontiguousarray(x.T).reshape(c, n)
+
+
+def planar_as_interleaved(x, sr=None, depth=None):
+    """A planar buffer read as interleaved frames: double speed, every other sample dropped."""
+    c, n = x.shape
+    return np.ascontiguousarray(x).reshape(n, c).T.copy()
+
+
+def swap_channels(x, sr=None, depth=None):
+    return x[::-1].copy()
+
+
+def duplicate_channel(x, sr=None, depth=None):
+    """Mono duplication: the left channel written to both outputs."""
+    return np.repeat(x[:1], x.shape[0], axis=0)
+
+
+def invert_channel(x, sr=None, depth=None):
+    """One channel's polarity flipped (a sign error in one output row)."""
+    y = x.copy()
+    y[-1] *= -1
+    return y
+
+
+def clipping(x, sr, fraction):
+    """Hard clipping of the loudest `fraction` of samples (as a too-hot gain into int16 would)."""
+    level = np.quantile(np.abs(x), 1.0 - fraction)
+    return np.clip(x, -level, level).astype(np.float32)
+
+
+def dc_offset(x, sr, offset):
+    return (x + np.float32(offset)).astype(np.float32)
+
+
+def silence(x, sr=None, depth=None):
+    return np.zeros_like(x)
+
+
+def nan_samples(x, sr, count):
+    """`count` consecutive NaN samples in the first channel, mid-clip."""
+    y = x.copy()
+    start = x.shape[-1] // 2
+    y[0, start:start + int(count)] = np.nan
+    return y
+
+
+def level(x, sr, gain_db):
+    return (x * np.float32(10 ** (gain_db / 20))).astype(np.float32)
+
+
+# name: (function, nominal depth used by the suites, depth unit, direction toward "weaker")
+FAULTS = {
+    "lowpass_4k": (lowpass, 4000.0, "cutoff Hz", "up"),
+    "lowpass_8k": (lowpass, 8000.0, "cutoff Hz", "up"),
+    "am_21hz": (amplitude_modulation, 0.3, "modulation depth", "down"),
+    "comb_21hz": (lambda x, sr, d: stride_comb(x, sr, d, 2048), -30.0, "dB re RMS", "down"),
+    "comb_172hz": (lambda x, sr, d: stride_comb(x, sr, d, 256), -30.0, "dB re RMS", "down"),
+    "comb_1378hz": (lambda x, sr, d: stride_comb(x, sr, d, 32), -30.0, "dB re RMS", "down"),
+    "comb_5512hz": (lambda x, sr, d: stride_comb(x, sr, d, 8), -30.0, "dB re RMS", "down"),
+    "half_speed": (lambda x, sr, d: speed(x, sr, 0.5), None, "", None),
+    "double_speed": (lambda x, sr, d: speed(x, sr, 2.0), None, "", None),
+    "interleaved_as_planar": (interleaved_as_planar, None, "", None),
+    "planar_as_interleaved": (planar_as_interleaved, None, "", None),
+    "lr_swap": (swap_channels, None, "", None),
+    "mono_duplication": (duplicate_channel, None, "", None),
+    "polarity_flip": (invert_channel, None, "", None),
+    "clipping": (clipping, 0.01, "fraction of samples clipped", "down"),
+    "dc_offset": (dc_offset, 0.05, "offset (full scale)", "down"),
+    "silence": (silence, None, "", None),
+    "nan": (nan_samples, 1, "NaN samples", "down"),
+    "level_minus_6db": (level, -6.0, "gain dB", "up"),
+}
+
+
+def apply(name: str, x: np.ndarray, sr: int, depth=None) -> np.ndarray:
+    fn, nominal, _, _ = FAULTS[name]
+    return fn(x, sr, nominal if depth is None else depth)

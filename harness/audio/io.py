@@ -1,0 +1,63 @@
+"""Audio files in and out through soundfile; every unusable input becomes one BadInput line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from harness.errors import BadInput
+
+SAMPLE_RATE = 44100  # the model's only rate; every threshold assumes it
+FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+
+
+def validate(audio, sr: int, path: str | Path | None = None) -> np.ndarray:
+    """Return `audio` as planar (C, N) float32 after checking rate, shape and finiteness."""
+    if sr != SAMPLE_RATE:
+        raise BadInput(path, f"sample rate {sr} Hz, expected {SAMPLE_RATE} Hz")
+    a = np.asarray(audio)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise BadInput(path, f"audio has shape {a.shape}, expected planar (channels, samples)")
+    if a.shape[0] > 2 and a.shape[1] <= 2:
+        raise BadInput(path, f"audio has shape {a.shape}, looks like (samples, channels); "
+                             "expected planar (channels, samples)")
+    if a.shape[0] not in (1, 2):
+        raise BadInput(path, f"audio has {a.shape[0]} channels, expected 1 or 2")
+    if a.shape[1] == 0:
+        raise BadInput(path, "audio has no samples")
+    if not np.issubdtype(a.dtype, np.floating):
+        raise BadInput(path, f"audio dtype {a.dtype}, expected floating point")
+    return a.astype(np.float32, copy=False)
+
+
+def load(path: str | Path, allow_nonfinite: bool = False) -> tuple[np.ndarray, int]:
+    """Read WAV/FLAC/OGG as planar (C, N) float32. NaN/Inf samples are bad input."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(p, "no such file")
+    if p.stat().st_size == 0:
+        raise BadInput(p, "empty file")
+    try:
+        data, sr = sf.read(p, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BadInput(p, f"not a readable WAV/FLAC/OGG file ({reason})") from None
+    audio = validate(data.T, sr, p)
+    if not allow_nonfinite:
+        bad = int(np.size(audio) - np.count_nonzero(np.isfinite(audio)))
+        if bad:
+            raise BadInput(p, f"{bad} NaN/Inf samples")
+    return np.ascontiguousarray(audio), sr
+
+
+def save(path: str | Path, audio: np.ndarray, sr: int = SAMPLE_RATE, subtype: str | None = None):
+    """Write planar (C, N) audio; the container follows the suffix (.wav, .flac, .ogg)."""
+    p = Path(path)
+    fmt = FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise BadInput(p, f"unknown audio suffix {p.suffix!r}, expected one of {sorted(FORMATS)}")
+    sf.write(p, np.asarray(audio).T, sr, format=fmt, subtype=subtype)

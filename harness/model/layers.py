@@ -1,0 +1,64 @@
+"""Small building blocks shared by the DiT and the VAE, named as in stable-audio-tools."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from harness.model.capture import tap
+
+
+class LayerNorm(nn.Module):
+    """stable-audio-tools `transformer.LayerNorm`: learned `gamma`, `beta` a (stored) buffer."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.gamma = mx.ones((dim,))
+        self.beta = mx.zeros((dim,))
+        self.eps = eps
+
+    def __call__(self, x):
+        return mx.fast.layer_norm(x, self.gamma, self.beta, self.eps)
+
+
+class SnakeBeta(nn.Module):
+    """y = x + 1/(exp(beta) + 1e-9) * sin(exp(alpha) * x)^2, per channel (last axis here)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.alpha = mx.zeros((channels,))
+        self.beta = mx.zeros((channels,))
+
+    def __call__(self, x):
+        alpha = mx.exp(self.alpha)
+        inv_beta = 1.0 / (mx.exp(self.beta) + 1e-9)
+        return tap(self, x + inv_beta * mx.sin(alpha * x) ** 2, channels_last=True)
+
+
+class Conv1d(nn.Conv1d):
+    """MLX conv (weight (out, k, in), input (B, T, C)) that records its output."""
+
+    def __call__(self, x):
+        return tap(self, super().__call__(x), channels_last=True)
+
+
+class ConvTranspose1d(nn.ConvTranspose1d):
+    """MLX conv-transpose (weight (out, k, in): *out* is the output channel)."""
+
+    def __call__(self, x):
+        return tap(self, super().__call__(x), channels_last=True)
+
+
+class Linear(nn.Linear):
+    def __call__(self, x):
+        return tap(self, super().__call__(x))
+
+
+class SiLU(nn.Module):
+    def __call__(self, x):
+        return nn.silu(x)
+
+
+class Identity(nn.Module):
+    def __call__(self, x):
+        return x

@@ -1,0 +1,115 @@
+"""The whole model, `StableAudio`, and `generate`.
+
+Top-level attributes mirror the official `ConditionedDiffusionModelWrapper` state dict:
+`conditioner.conditioners.*`, `model.model.*` (the DiT), `pretransform.model.*` (the VAE);
+the T5 encoder sits at `conditioner.conditioners.prompt.model.*` (the official code keeps it
+outside the state dict; we load it from its own file).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from harness.model.capture import set_paths
+from harness.model.conditioner import MultiConditioner
+from harness.model.config import ModelConfig
+from harness.model.dit import DiffusionTransformer
+from harness.model.sampler import cfg_denoiser, logsnr_schedule, sample
+from harness.model.vae import AudioAutoencoder
+
+
+class _Wrapper(nn.Module):
+    """One level of the official tree that holds only `.model`."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+
+@dataclass
+class Generation:
+    audio: np.ndarray               # planar (channels, samples) float32, untrimmed
+    latents: np.ndarray             # (latent_dim, frames) final x0
+    sample_rate: int
+    seconds_total: float
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    step_times: list[float] = field(default_factory=list)
+
+
+def make_noise(seed: int, shape: tuple[int, ...], steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Initial latent and per-step pingpong noise from one numpy PCG64 stream (portable)."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    init = rng.standard_normal(shape, dtype=np.float32)
+    return init, [rng.standard_normal(shape, dtype=np.float32) for _ in range(max(steps - 1, 0))]
+
+
+class StableAudio(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.conditioner = MultiConditioner(cfg)
+        self.model = _Wrapper(DiffusionTransformer(cfg.dit))
+        self.pretransform = _Wrapper(AudioAutoencoder(cfg.vae))
+        set_paths(self)
+
+    @property
+    def dit(self) -> DiffusionTransformer:
+        return self.model.model
+
+    @property
+    def vae(self) -> AudioAutoencoder:
+        return self.pretransform.model
+
+    def condition(self, input_ids, attention_mask, seconds_total):
+        ids = mx.array(np.asarray(input_ids, dtype=np.int32))
+        mask = mx.array(np.asarray(attention_mask, dtype=np.int32))
+        secs = mx.array(np.atleast_1d(np.asarray(seconds_total, dtype=np.float32)))
+        return self.conditioner(ids, mask, secs)
+
+    def generate(self, input_ids, attention_mask, seconds_total: float, *, steps: int = 8,
+                 sampler: str = "pingpong", cfg_scale: float = 1.0, seed: int = 99,
+                 frames: int | None = None, init_noise: np.ndarray | None = None,
+                 step_noise: list[np.ndarray] | None = None) -> Generation:
+        """Text ids -> planar audio. Noise comes from `seed` unless injected explicitly."""
+        cfg = self.config
+        frames = frames or cfg.latent_frames
+        shape = (1, cfg.dit.io_channels, frames)
+        if init_noise is None:
+            init_noise, seeded_steps = make_noise(seed, shape, steps)
+            step_noise = seeded_steps if step_noise is None else step_noise
+        timings: dict[str, float] = {}
+        step_times: list[float] = []
+
+        t0 = time.perf_counter()
+        cross, global_cond = self.condition(np.atleast_2d(input_ids), np.atleast_2d(attention_mask),
+                                            seconds_total)
+        mx.eval(cross, global_cond)
+        timings["conditioner"] = time.perf_counter() - t0
+
+        x = mx.array(init_noise)
+        noise = [mx.array(n) for n in (step_noise or [])]
+        denoise = cfg_denoiser(self.dit, cross, global_cond, cfg_scale)
+
+        def timed_step(i: int, x_i: mx.array):  # eval per step so each step is timed alone
+            mx.eval(x_i)
+            step_times.append(time.perf_counter() - sum(step_times) - t1)
+
+        t1 = time.perf_counter()
+        latents = sample(denoise, x, logsnr_schedule(steps), sampler, noise, on_step=timed_step)
+        mx.eval(latents)
+        timings["sampling"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        audio = self.vae.decode(latents)
+        mx.eval(audio)
+        timings["decode"] = time.perf_counter() - t2
+        timings["total"] = time.perf_counter() - t0
+        return Generation(audio=np.array(audio[0], dtype=np.float32),
+                          latents=np.array(latents[0]), sample_rate=cfg.sample_rate,
+                          seconds_total=float(seconds_total), timings=timings,
+                          step_times=step_times)

@@ -1,0 +1,121 @@
+"""Open a checkpoint (directory or model.safetensors), validate it strictly, build the model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import BadInput
+from harness.model.config import ModelConfig, T5Config
+from harness.weights.convert import fuse_weight_norm, official_to_mlx
+from harness.weights.safetensors_io import dtype_names, read_header, read_safetensors
+from harness.weights.validate import (T5_TIED, expected_checkpoint, expected_t5, problems,
+                                      raise_problems)
+
+T5_PREFIX = "conditioner.conditioners.prompt.model."
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    root: Path
+    model_file: Path
+    config: ModelConfig
+    t5_dir: Path | None  # holds config.json, model.safetensors, spiece.model
+
+    @property
+    def spiece(self) -> Path | None:
+        return self.t5_dir / "spiece.model" if self.t5_dir else None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(path, "no such file") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadInput(path, f"not valid JSON ({e})") from None
+    except OSError as e:
+        raise BadInput(path, f"cannot read: {e.strerror or e}") from None
+
+
+def open_checkpoint(path: str | Path) -> Checkpoint:
+    """A checkpoint directory, or a model.safetensors with model_config.json beside it."""
+    path = Path(path)
+    if path.is_dir():
+        root, model_file = path, path / "model.safetensors"
+        if not model_file.exists():
+            raise BadInput(path, "no model.safetensors in this directory")
+    elif path.exists():
+        root, model_file = path.parent, path
+    else:
+        raise BadInput(path, "no such file or directory")
+    t5_dir = root / "t5" if (root / "t5").is_dir() else None
+    t5_cfg = T5Config.from_hf(_read_json(t5_dir / "config.json")) if t5_dir else T5Config()
+    cfg_path = root / "model_config.json"
+    try:
+        config = ModelConfig.from_official(_read_json(cfg_path), t5_cfg)
+    except (KeyError, TypeError, ValueError) as e:
+        raise BadInput(cfg_path, f"not a stable-audio-tools model config (missing or bad {e})") from None
+    return Checkpoint(root, model_file, config, t5_dir)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    header, _, _ = read_header(path)
+    return {k: tuple(v["shape"]) for k, v in header.items()}
+
+
+def load_official(ckpt: Checkpoint) -> dict[str, np.ndarray]:
+    """model.safetensors tensors after checking the key set, shapes, dtypes and values."""
+    path = ckpt.model_file
+    raise_problems(path, problems(path, _shapes(path), dtype_names(path),
+                                  expected_checkpoint(ckpt.config)))
+    return read_safetensors(path)
+
+
+def load_t5(ckpt: Checkpoint) -> dict[str, np.ndarray]:
+    if ckpt.t5_dir is None:
+        raise BadInput(ckpt.root, "no t5/ directory (T5 encoder config.json, model.safetensors, "
+                                  "spiece.model) beside the checkpoint")
+    path = ckpt.t5_dir / "model.safetensors"
+    raise_problems(path, problems(path, _shapes(path), dtype_names(path),
+                                  expected_t5(ckpt.config.t5), optional=(T5_TIED,)))
+    weights = read_safetensors(path)
+    tied = weights.pop(T5_TIED, None)
+    if tied is not None and not np.array_equal(tied, weights["shared.weight"]):
+        raise BadInput(path, f"tensor {T5_TIED} differs from shared.weight (they are tied)")
+    return weights
+
+
+def mlx_weights(ckpt: Checkpoint, with_t5: bool = True) -> dict[str, np.ndarray]:
+    """Validated weights in MLX layout, weight norm fused, T5 under its model path."""
+    weights = fuse_weight_norm(official_to_mlx(load_official(ckpt), ckpt.config))
+    if with_t5:
+        weights.update({T5_PREFIX + k: v for k, v in load_t5(ckpt).items()})
+    return weights
+
+
+def load_model(path: str | Path, dtype=None):
+    """-> (StableAudio with every weight loaded strictly, Checkpoint). Compute dtype fp32."""
+    import mlx.core as mx
+
+    from harness.model.pipeline import StableAudio
+
+    dtype = dtype or mx.float32
+    ckpt = open_checkpoint(path)
+    model = StableAudio(ckpt.config)
+    weights = mlx_weights(ckpt)
+    model.load_weights([(k, mx.array(v).astype(dtype)) for k, v in weights.items()], strict=True)
+    mx.eval(model.parameters())
+    return model, ckpt
