@@ -25,12 +25,14 @@ NOIZ2SA_DIR = Path("/usr/share/games/noiz2sa/sounds")
 OPENMSX_DIR = Path("/usr/share/games/openttd/baseset/openmsx")
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 
-# Debian package providing each input; named in skip/fail messages when one is missing.
+# Debian package providing each input (a file, or a command on PATH); named in skip/fail
+# messages when one is missing.
 PACKAGES = {
     "noiz2sa": ("noiz2sa-data", NOIZ2SA_DIR / "stg0.ogg"),
     "openmsx": ("openttd-openmsx", OPENMSX_DIR / "tttheme2.mid"),
     "soundfont": ("timgm6mb-soundfont", SOUNDFONT),
-    "fluidsynth": ("fluidsynth", None),
+    "fluidsynth": ("fluidsynth", "fluidsynth"),
+    "sox": ("sox", "sox"),
 }
 APT_LINE = ("apt-get install -y --no-install-recommends "
             "noiz2sa-data openttd-openmsx fluidsynth timgm6mb-soundfont sox")
@@ -57,13 +59,13 @@ class Clip:
     sr: int
 
 
-def missing_packages(sources=("noiz2sa", "openmsx")) -> list[str]:
-    """Debian packages that the given sources need and that are not installed."""
-    need = list(sources) + (["soundfont", "fluidsynth"] if "openmsx" in sources else [])
+def missing_packages(needs=("noiz2sa", "openmsx")) -> list[str]:
+    """Debian packages that the given sources/tools need and that are not installed."""
+    keys = list(needs) + (["soundfont", "fluidsynth"] if "openmsx" in needs else [])
     missing = []
-    for key in need:
-        package, path = PACKAGES[key]
-        present = shutil.which("fluidsynth") if path is None else path.is_file()
+    for key in dict.fromkeys(keys):
+        package, what = PACKAGES[key]
+        present = shutil.which(what) if isinstance(what, str) else what.is_file()
         if not present:
             missing.append(package)
     return missing

@@ -44,6 +44,16 @@ def parse_ids(text: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
     return out, mask
 
 
+def check_writable(path: Path) -> None:
+    """Fail before any model work when the output cannot be written."""
+    if path.is_dir():
+        raise BadInput(path, "cannot write: is a directory")
+    if not os.access(path.parent, os.W_OK) or not path.parent.is_dir():
+        raise BadInput(path, "cannot write: directory missing or not writable")
+    if path.suffix.lower() != ".wav":
+        raise BadInput(path, "output must be a .wav file")
+
+
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int, seconds: float) -> int:
     """Planar (C, N) -> interleaved float WAV trimmed to seconds·rate; atomic. -> samples written."""
     from harness.audio.io import save
@@ -51,10 +61,9 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, seconds: float) -
     n = int(round(seconds * sample_rate))
     if n > audio.shape[1]:
         raise BadInput(path, f"{seconds} s needs {n} samples, the model made {audio.shape[1]}")
-    if path.suffix.lower() != ".wav":
-        raise BadInput(path, "output must be a .wav file")
+    check_writable(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+        fd, tmp = tempfile.mkstemp(dir=path.parent,
                                    prefix=f".{path.stem}.", suffix=".wav")
         os.close(fd)
     except OSError as e:
@@ -74,9 +83,7 @@ def cmd_generate(args) -> int:
     from harness.weights.load import load_model
     from harness.weights.synth import default_checkpoint
 
-    out_dir = args.out.parent if str(args.out.parent) else Path(".")
-    if not out_dir.is_dir() or not os.access(out_dir, os.W_OK):
-        raise BadInput(args.out, "cannot write: directory missing or not writable")
+    check_writable(args.out)
     if args.steps < 1 or args.cfg <= 0:
         raise BadInput(None, "--steps must be >= 1 and --cfg > 0")
     model, ckpt = load_model(args.weights or default_checkpoint("tiny"))

@@ -26,10 +26,12 @@ echo "torch==2.13.0" > "$CONS"
 "${PIP[@]}" -c "$CONS" "torch==2.13.0"
 # The official model code without its training/dataset dependency tree.
 "${PIP[@]}" -c "$CONS" --no-deps stable-audio-tools==0.0.19 alias-free-torch==0.0.6 einops-exts==0.0.4
-"${PIP[@]}" -c "$CONS" einops safetensors huggingface_hub transformers numpy packaging tqdm \
-  sentencepiece pytest
+"${PIP[@]}" -c "$CONS" einops safetensors huggingface_hub transformers==5.24.0 numpy packaging \
+  tqdm sentencepiece pytest hypothesis "mlx[cpu]>=0.29"
 "${PIP[@]}" -c "$CONS" litert-torch==0.10.0
-# The harness itself (for harness.reference), without its MLX runtime dependencies.
+# The harness itself (for harness.reference), without its audio/runtime dependencies. mlx is
+# above only because harness.weights.synth derives checkpoint key names from the MLX model tree;
+# nothing recorded is computed by MLX.
 "${PIP[@]}" -c "$CONS" --no-deps -e "$REPO"
 
 # Our stand-ins for torchaudio and k_diffusion (imported by the package, unused at inference).

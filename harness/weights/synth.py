@@ -46,8 +46,8 @@ def _init(name: str, shape: tuple[int, ...], u: np.ndarray) -> np.ndarray:
     """Values with a sensible scale for the role the tensor plays (uniform, std s: u·√3·s)."""
     param = name.rsplit(".", 1)[-1]
     if name.endswith("rotary_pos_emb.inv_freq"):  # a fixed buffer, not a parameter
-        dim = 2 * shape[0]
-        return 1.0 / (10000.0 ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+        dim = 2 * shape[0]  # float64 pow (correctly rounded in practice), then cast: portable
+        return 1.0 / (10000.0 ** (np.arange(0, dim, 2, dtype=np.float64) / dim))
     if param in ("alpha", "beta") and "norm" not in name:  # snake, log-scale: exp() near 1
         return 0.3 * u
     if param == "weight_g":

@@ -1,0 +1,91 @@
+"""pytest options and session fixtures shared by every suite.
+
+Without options every suite runs on seeded synthetic checkpoints made here (tiny by default;
+full-size ones under the `full` marker). `--weights`, `--golden-dir` and `--tflite-dir`
+point the suites at a user's real files instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).parent
+
+# Hypothesis: `ci` is derandomized and bounded; `nightly` explores far more. Neither keeps an
+# example database, so a stored failure from another run can never make this run flaky.
+settings.register_profile("ci", derandomize=True, database=None, max_examples=40,
+                          deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("nightly", derandomize=False, database=None, max_examples=1000,
+                          deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("SAO_HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("sao-harness")
+    g.addoption("--weights", type=Path, default=None,
+                help="checkpoint dir or model.safetensors to test instead of the seeded tiny one")
+    g.addoption("--golden-dir", type=Path, default=None,
+                help="golden store to compare against (default: the committed golden/)")
+    g.addoption("--tflite-dir", type=Path, default=None,
+                help="directory with Arm's conditioners/dit/autoencoder .tflite files")
+    g.addoption("--report-dir", type=Path, default=None,
+                help="write human-readable reports (tables, plots) here")
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def require(condition: bool, what: str):
+    """Skip locally, fail in CI: a suite that CI is meant to run must not skip silently."""
+    if not condition:
+        (pytest.fail if in_ci() else pytest.skip)(f"missing: {what}")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from harness.weights.synth import write_checkpoint
+    return write_checkpoint("tiny", 0, tmp_path_factory.mktemp("ckpt") / "tiny-seed0")
+
+
+@pytest.fixture(scope="session")
+def full_checkpoint(tmp_path_factory) -> Path:
+    from harness.weights.synth import write_checkpoint
+    return write_checkpoint("full", 0, tmp_path_factory.mktemp("ckpt") / "full-seed0")
+
+
+@pytest.fixture(scope="session")
+def weights_path(request, tiny_checkpoint) -> Path:
+    """The checkpoint under test: --weights if given, else the seeded tiny one."""
+    return request.config.getoption("--weights") or tiny_checkpoint
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint):
+    from harness.weights.load import load_model
+    model, _ = load_model(tiny_checkpoint)
+    return model
+
+
+@pytest.fixture(scope="session")
+def golden_dir(request) -> Path:
+    return request.config.getoption("--golden-dir") or ROOT / "golden"
+
+
+@pytest.fixture(scope="session")
+def tflite_dir(request) -> Path | None:
+    return request.config.getoption("--tflite-dir")
+
+
+@pytest.fixture(scope="session")
+def report_dir(request, tmp_path_factory) -> Path:
+    d = request.config.getoption("--report-dir") or os.environ.get("SAO_REPORT_DIR")
+    d = Path(d) if d else tmp_path_factory.mktemp("report")
+    d.mkdir(parents=True, exist_ok=True)
+    return d

@@ -1,0 +1,372 @@
+"""Audio-quality metrics on planar (C, N) float arrays at 44100 Hz, one small function each.
+
+Reference-free metrics look for the faults a port produces (band-limiting, flicker at the latent
+frame rate, stride combs, clipping, DC, silence, NaN, channel faults); reference-relative ones
+compare with the reference implementation's output for the same inputs. Spectra come from
+scipy (welch, ShortTimeFFT, filters); nothing here is tuned: thresholds live in thresholds.toml.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage, signal
+
+LATENT_RATE = 44100 / 2048  # latent frames per second: the decoder upsamples by 2048
+STRIDE_PERIODS = {"21hz": 2048, "172hz": 256, "1378hz": 32, "5512hz": 8}  # cumulative strides
+_TINY = 1e-30
+
+
+def _db(power_ratio) -> float:
+    return float(10 * np.log10(max(float(power_ratio), _TINY)))
+
+
+def _mid(x):
+    return x.mean(axis=0, dtype=np.float64)
+
+
+def _side(x):
+    return (x[0] - x[-1]).astype(np.float64) / 2
+
+
+class Signal:
+    """A planar (C, N) clip plus the spectra several metrics share, each computed once.
+
+    Metrics take arrays; `check_audio` passes Signals so a reference analysed once can be
+    compared with many candidates (the suites compare ~20 faults with each clean clip)."""
+
+    def __init__(self, audio, sr: int):
+        self.x, self.sr = np.asarray(audio), sr
+        self._cache = {}
+
+    def get(self, key, fn):
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    @property
+    def shape(self):
+        return self.x.shape
+
+
+def _sig(x, sr=44100) -> Signal:
+    return x if isinstance(x, Signal) else Signal(x, sr)
+
+
+# ---- basic health -------------------------------------------------------------------------
+
+def nonfinite_samples(x) -> int:
+    return int(x.size - np.count_nonzero(np.isfinite(x)))
+
+
+def rms_dbfs(x) -> float:
+    """RMS level of all channels, dB re full scale; -inf-like (-300) for digital silence."""
+    return _db(np.mean(np.square(x, dtype=np.float64)))
+
+
+def clipping_ratio(x) -> float:
+    """Fraction of samples within 0.01% of their channel's peak magnitude. Natural peaks touch
+    the top for a sample or two; a clipper holds it for many. Relative to the peak, so it finds
+    clipping at any level (int16 conversion, a clamp in the graph, a hot master)."""
+    a = np.abs(x)
+    level = a.max(axis=1, keepdims=True) * (1 - 1e-4)
+    if not np.any(level > 0):
+        return 0.0
+    return float(np.mean((a >= level) & (level > 0)))
+
+
+def dc_offset(x) -> float:
+    """Largest per-channel mean, in full-scale units."""
+    return float(np.max(np.abs(x.mean(axis=1, dtype=np.float64))))
+
+
+def channel_correlation(x) -> float:
+    """Pearson correlation of the two channels (1.0 for mono input or silent channels)."""
+    if x.shape[0] < 2:
+        return 1.0
+    a, b = (x - x.mean(axis=1, keepdims=True)).astype(np.float64)
+    den = np.sqrt(np.dot(a, a) * np.dot(b, b))
+    return float(np.dot(a, b) / den) if den > 0 else 1.0
+
+
+def side_level_db(x) -> float:
+    """Side (L-R) energy relative to mid (L+R), dB. Bit-identical channels give -300: no real
+    stereo model output is exactly mono, a duplicated channel is."""
+    if x.shape[0] < 2:
+        return -300.0
+    return _db(np.mean(_side(x) ** 2) / max(np.mean(_mid(x) ** 2), _TINY))
+
+
+# ---- loudness (ITU-R BS.1770-4) -------------------------------------------------------------
+
+def k_weighting(sr: int) -> np.ndarray:
+    """BS.1770 K-weighting as second-order sections: the standard's shelf and high-pass,
+    designed as analog prototypes and mapped with the (pre-warped) bilinear transform."""
+    f0, gain_db, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
+    vh = 10 ** (gain_db / 20)
+    vb = vh ** 0.4996667741545416
+    w = 2 * sr * np.tan(np.pi * f0 / sr)
+    shelf = signal.bilinear([vh, vb * w / q, w * w], [1, w / q, w * w], fs=sr)
+    f0, q = 38.13547087602444, 0.5003270373238773
+    w = 2 * sr * np.tan(np.pi * f0 / sr)
+    highpass = signal.bilinear([1, 0, 0], [1, w / q, w * w], fs=sr)
+    sos = np.vstack([signal.tf2sos(*shelf), signal.tf2sos(*highpass)])
+    sos[1, :3] /= sos[1, 0]  # the standard's high-pass numerator is exactly [1, -2, 1]
+    return sos
+
+
+def loudness_lufs(x, sr: int) -> float:
+    """Integrated loudness (LUFS): 400 ms blocks, 75% overlap, -70 LUFS absolute gate and
+    -10 LU relative gate. -300 when every block is below the absolute gate."""
+    s = _sig(x, sr)
+    return s.get("lufs", lambda: _integrated_loudness(s.x, s.sr))
+
+
+def _integrated_loudness(x, sr):
+    y = signal.sosfilt(k_weighting(sr), x.astype(np.float64), axis=-1)
+    block, step = int(round(0.4 * sr)), int(round(0.1 * sr))
+    if y.shape[-1] < block:
+        return -300.0
+    csum = np.concatenate([np.zeros((y.shape[0], 1)), np.cumsum(y * y, axis=-1)], axis=-1)
+    starts = np.arange(0, y.shape[-1] - block + 1, step)
+    z = (csum[:, starts + block] - csum[:, starts]) / block  # mean square per channel, block
+    power = z.sum(axis=0)  # channel weights are 1 for L and R
+    with np.errstate(divide="ignore"):
+        block_lufs = -0.691 + 10 * np.log10(power)
+    gated = block_lufs > -70.0
+    if not gated.any():
+        return -300.0
+    relative = -0.691 + 10 * np.log10(power[gated].mean()) - 10.0
+    gated &= block_lufs > relative
+    return float(-0.691 + 10 * np.log10(power[gated].mean()))
+
+
+# ---- band-limiting --------------------------------------------------------------------------
+
+def band_limit_db(x, sr: int, f_lo=1500.0, f_hi=11000.0, width=1 / 3, gap=1 / 12) -> float:
+    """Steepest drop of the mid signal's long-term spectrum between adjacent 1/3-octave bands whose edge lies
+    in [f_lo, f_hi], dB. Music rolls off gradually (tens of dB per octave); a low-pass stage
+    leaves a cliff. The range stops below 11 kHz so codec cut-offs (~16 kHz) do not count."""
+    f, p = signal.welch(_mid(x).astype(np.float32), fs=sr, nperseg=4096, detrend=False)
+    level = 10 * np.log10(p + p.max() * 1e-15 + _TINY)
+    csum = np.concatenate([[0.0], np.cumsum(level)])
+    edges = f_lo * 2 ** np.arange(0, np.log2(f_hi / f_lo) + 1e-9, 1 / 48)
+
+    def band_mean(lo_hz, hi_hz):
+        lo = np.searchsorted(f, lo_hz)
+        hi = np.maximum(np.searchsorted(f, hi_hz), lo + 1)
+        return (csum[hi] - csum[lo]) / (hi - lo)
+
+    below = band_mean(edges * 2 ** (-gap - width), edges * 2 ** -gap)
+    above = band_mean(edges * 2 ** gap, edges * 2 ** (gap + width))
+    return float(np.max(below - above))
+
+
+# ---- flicker at the latent frame rate -------------------------------------------------------
+
+def _band_log_envelopes(x, sr, hop=128, n_bands=16):
+    """Log energy of n_bands log-spaced bands (80 Hz - 16 kHz) every `hop` samples."""
+    f, _, z = signal.stft(_mid(x).astype(np.float32), fs=sr, nperseg=512, noverlap=512 - hop,
+                          boundary=None, padded=False)
+    power = np.abs(z) ** 2
+    edges = np.geomspace(80, 16000, n_bands + 1)
+    idx = np.searchsorted(f, edges)
+    energy = np.add.reduceat(power, idx[:-1], axis=0)[: n_bands]
+    floor = energy.mean() * 1e-10 + _TINY
+    env = np.log(energy + floor)
+    return env - env.mean(axis=1, keepdims=True), sr / hop
+
+
+def modulation_prominence(x, sr: int, rate_hz=LATENT_RATE, harmonics=4,
+                          inner_hz=0.25, outer_hz=1.25) -> list[float]:
+    """Prominence of the modulation spectrum at rate_hz * k (k = 1..harmonics) over the
+    neighbouring modulation frequencies (inner_hz..outer_hz away), as power ratios.
+
+    Band envelopes are combined coherently after weighting each band by its own neighbour level:
+    a gain flicker moves every band in phase, so the sum keeps it while the bands' independent
+    natural fluctuations average down."""
+    env, env_rate = _band_log_envelopes(x, sr)
+    period = env_rate / rate_hz  # envelope frames per latent frame (16 for hop 128)
+    m = int(env.shape[1] // period * period)  # whole latent periods: harmonics land on bins
+    spec = np.fft.rfft(env[:, :m] * signal.windows.hann(m), axis=1)
+    res = env_rate / m
+    inner, outer = int(round(inner_hz / res)), int(round(outer_hz / res))
+    out = []
+    for k in range(1, harmonics + 1):
+        b = int(round(k * rate_hz / res))
+        nb = np.r_[b - outer:b - inner + 1, b + inner:b + outer + 1]
+        nb = nb[(nb > 0) & (nb < spec.shape[1])]
+        noise = np.mean(np.abs(spec[:, nb]) ** 2, axis=1) + _TINY
+        combined = (spec / np.sqrt(noise)[:, None]).sum(axis=0)
+        out.append(float(np.abs(combined[b]) ** 2 / (np.mean(np.abs(combined[nb]) ** 2) + _TINY)))
+    return out
+
+
+def flicker_db(x, sr: int) -> float:
+    """Flicker at the latent frame rate, dB: the larger of the fundamental's prominence and the
+    mean prominence of its first four harmonics (frame-edge artifacts spread over harmonics)."""
+    p = modulation_prominence(x, sr)
+    return _db(max(p[0], float(np.mean(p))))
+
+
+# ---- stride combs ---------------------------------------------------------------------------
+
+def _power_spectrum(x):
+    def compute():
+        a = _sig(x).x
+        n = a.shape[-1] // 2048 * 2048  # whole periods of every stride: lines land on bins
+        y = a[:, :n].astype(np.float64)
+        y -= y.mean(axis=1, keepdims=True)
+        return (np.abs(np.fft.rfft(y, axis=1)) ** 2).sum(axis=0), n
+    return _sig(x).get("power_spectrum", compute)
+
+
+def comb_lines(x, period: int, inner=2, outer=12):
+    """(line powers, mean neighbour power per bin, total power) at each harmonic k*sr/period,
+    0 < k < period/2."""
+    s, n = _power_spectrum(x)
+    bins = np.arange(1, period // 2) * (n // period)
+    off = np.r_[-outer:-inner + 1, inner:outer + 1]
+    return s[bins], s[bins[:, None] + off[None, :]].mean(axis=1) + _TINY, s.sum()
+
+
+def comb_db(x, period: int) -> float:
+    """Periodic component with the given stride period.
+
+    Dense combs (>= 128 lines: periods 256, 2048): median over all lines of line/neighbour power,
+    dB; music's own partials hit a few comb lines, a stride artifact lifts them all.
+    Sparse combs (periods 8, 32: 3 and 15 lines at multiples of 5.5 / 1.4 kHz): energy of the
+    lines above 3x their neighbours, dB re total energy; a median of so few lines is noise, and
+    software synths already leave weak lines there, so the level is what matters."""
+    line, neigh, total = comb_lines(x, period)
+    if period >= 256:
+        return float(np.median(10 * np.log10(line / neigh + _TINY)))
+    return _db(np.maximum(line - 3 * neigh, 0).sum() / max(total, _TINY))
+
+
+# ---- reference-relative ---------------------------------------------------------------------
+
+def _log_spectrum_octaves(x, sr, per_octave=96):
+    s = _sig(x, sr)
+    return s.get(("octaves", per_octave), lambda: _detrended_log_spectrum(s.x, sr, per_octave))
+
+
+def _detrended_log_spectrum(x, sr, per_octave, f_lo=100.0, f_hi=12000.0):
+    f, p = signal.welch(_mid(x).astype(np.float32), fs=sr, nperseg=8192, detrend=False)
+    grid = f_lo * 2 ** np.arange(0, np.log2(f_hi / f_lo), 1 / per_octave)
+    level = np.interp(grid, f, 10 * np.log10(p + p.max() * 1e-12 + _TINY))
+    return level - ndimage.uniform_filter1d(level, per_octave, mode="nearest")  # drop the tilt
+
+
+def speed_ratio(x, ref, sr: int, max_octaves=1.25, per_octave=96) -> float:
+    """Playback-speed (and pitch) of x relative to ref, from the shift that best aligns their
+    detrended log-frequency spectra (2.0 = twice as fast, an octave up)."""
+    a = _log_spectrum_octaves(x, sr, per_octave=per_octave)
+    b = _log_spectrum_octaves(ref, sr, per_octave=per_octave)
+    best, best_shift = -np.inf, 0
+    for shift in range(-int(max_octaves * per_octave), int(max_octaves * per_octave) + 1):
+        u, v = (a[shift:], b[:len(b) - shift]) if shift >= 0 else (a[:shift], b[-shift:])
+        if len(u) < per_octave:
+            continue
+        if np.std(u) == 0 or np.std(v) == 0:
+            continue
+        c = np.corrcoef(u, v)[0, 1]
+        if c > best:
+            best, best_shift = c, shift
+    return float(2 ** (best_shift / per_octave))
+
+
+def side_correlation(x, ref) -> float:
+    """Correlation of the side (L-R) signals: -1 for swapped channels; 0 when x has no side
+    signal; 1 when the reference itself is mono (nothing can be swapped)."""
+    x, ref = _sig(x).x, _sig(ref).x
+    if x.shape[0] < 2 or ref.shape[0] < 2:
+        return 1.0
+    a, b = _side(x), _side(ref)
+    ea, eb = np.dot(a, a), np.dot(b, b)
+    if eb <= 1e-12 * max(float(np.sum(np.square(ref, dtype=np.float64))), _TINY):
+        return 1.0
+    return float(np.dot(a, b) / np.sqrt(ea * eb)) if ea > 0 else 0.0
+
+
+def side_level_ratio_db(x, ref) -> float:
+    """Stereo width of x relative to ref: side energy ratio, dB (-300 when x is mono)."""
+    x, ref = _sig(x).x, _sig(ref).x
+    return side_level_db(x) - side_level_db(ref) if min(x.shape[0], ref.shape[0]) > 1 else 0.0
+
+
+def level_difference_db(x, ref, sr: int) -> float:
+    return loudness_lufs(x, sr) - loudness_lufs(ref, sr)
+
+
+def _stft_mag(x, sr, n_fft, hop=None):
+    """|STFT| of the mid signal (channel faults have their own metrics), Hann window."""
+    hop = hop or n_fft // 4
+    s = _sig(x, sr)
+
+    def compute():
+        mid = _mid(s.x).astype(np.float32)
+        return np.abs(signal.stft(mid, fs=sr, nperseg=n_fft, noverlap=n_fft - hop)[2])
+    return s.get(("stft", n_fft, hop), compute)
+
+
+def mrstft_distance(x, ref, sr: int, sizes=(512, 1024, 2048)) -> float:
+    """Multi-resolution STFT distance of the mid signals: mean over FFT sizes (hop 1/4) of
+    spectral convergence plus mean absolute log-magnitude difference (natural log)."""
+    total = 0.0
+    for n_fft in sizes:
+        a, b = _stft_mag(x, sr, n_fft), _stft_mag(ref, sr, n_fft)
+        eps = b.max() * 1e-5 + _TINY
+        sc = np.linalg.norm(a - b) / (np.linalg.norm(b) + _TINY)
+        total += sc + np.mean(np.abs(np.log(a + eps) - np.log(b + eps)))
+    return float(total / len(sizes))
+
+
+def mel_filterbank(sr: int, n_fft: int, n_mels=64, f_min=30.0, f_max=None) -> np.ndarray:
+    """Triangular filters equally spaced on the HTK mel scale, (n_mels, n_fft//2 + 1)."""
+    f_max = f_max or sr / 2
+    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
+    hz = lambda m: 700 * (10 ** (m / 2595) - 1)  # noqa: E731
+    points = hz(np.linspace(mel(f_min), mel(f_max), n_mels + 2))
+    freqs = np.fft.rfftfreq(n_fft, 1 / sr)
+    lower, centre, upper = points[:-2, None], points[1:-1, None], points[2:, None]
+    rise = (freqs - lower) / (centre - lower)
+    fall = (upper - freqs) / (upper - centre)
+    return np.maximum(0, np.minimum(rise, fall))
+
+
+def log_mel_db(x, sr: int, n_fft=2048, hop=512):
+    s = _sig(x, sr)
+
+    def compute():
+        mel = mel_filterbank(sr, n_fft) @ _stft_mag(s, sr, n_fft, hop).astype(np.float64) ** 2
+        return 10 * np.log10(mel + _TINY)
+    return s.get("log_mel", compute)
+
+
+def logmel_distance_db(x, ref, sr: int) -> float:
+    """Mean absolute log-mel difference, dB, with both floored 80 dB under the reference's
+    loudest mel bin (differences in inaudible cells do not count)."""
+    a, b = log_mel_db(x, sr), log_mel_db(ref, sr)
+    floor = b.max() - 80.0
+    return float(np.mean(np.abs(np.maximum(a, floor) - np.maximum(b, floor))))
+
+
+def envelope_correlation(x, ref, sr: int, frame_s=0.05) -> float:
+    """Correlation of the loudness envelopes (dB RMS per 50 ms frame, floored 60 dB under the
+    reference's loudest frame): timing, speed and dropouts show here."""
+    hop = int(sr * frame_s)
+
+    def env(y):
+        s = _sig(y, sr)
+
+        def compute():
+            n = s.x.shape[-1] // hop * hop
+            return 10 * np.log10(np.mean(_mid(s.x)[:n].reshape(-1, hop) ** 2, axis=1) + _TINY)
+        return s.get(("envelope", hop), compute)
+
+    a, b = env(x), env(ref)
+    floor = b.max() - 60
+    a, b = np.maximum(a, floor), np.maximum(b, floor)
+    if np.std(a) == 0 or np.std(b) == 0:
+        return 1.0 if np.array_equal(a, b) else 0.0
+    return float(np.corrcoef(a, b)[0, 1])

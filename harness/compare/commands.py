@@ -1,0 +1,123 @@
+"""`sao-harness golden record | verify | list`.
+
+record runs the official reference (PyTorch stable-audio-tools, or its LiteRT export, or a
+user's Arm TFLite files) and needs the reference venv: when torch is not importable here, the
+recording runs in `$SAO_REFERENCE_PYTHON` (default /work/refvenv/bin/python; built by
+harness/reference/install_env.sh) as a subprocess with the same arguments.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.compare.store import DEFAULT_ROOT, MANIFEST_FILE, TENSORS_FILE, case_dirs, check_golden
+from harness.errors import BadInput
+
+DEFAULT_REFERENCE_PYTHON = "/work/refvenv/bin/python"
+
+
+def register(sub) -> None:
+    from harness.reference.record import add_record_arguments
+
+    golden = sub.add_parser("golden", help="record, verify and list golden reference tensors")
+    gsub = golden.add_subparsers(dest="golden_command", required=True,
+                                 parser_class=type(golden))
+
+    p = gsub.add_parser("record", help="record a golden case with the official reference")
+    add_record_arguments(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_record)
+
+    p = gsub.add_parser("verify", help="verify every tensor hash of golden cases")
+    p.add_argument("dir", nargs="?", default=str(DEFAULT_ROOT),
+                   help="a case directory or a golden root (default: %(default)s)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = gsub.add_parser("list", help="list golden cases")
+    p.add_argument("--root", default=str(DEFAULT_ROOT))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+
+def reference_python() -> str:
+    python = os.environ.get("SAO_REFERENCE_PYTHON", DEFAULT_REFERENCE_PYTHON)
+    if not Path(python).exists():
+        raise BadInput(python, "reference python not found: build it with "
+                               "`bash harness/reference/install_env.sh VENV` and set "
+                               "SAO_REFERENCE_PYTHON=VENV/bin/python")
+    return python
+
+
+def cmd_record(args) -> int:
+    if importlib.util.find_spec("torch") is not None:
+        from harness.reference.record import run
+
+        path = run(args)
+        if args.json:
+            print(json.dumps({"case": args.case, "path": str(path)}))
+        else:
+            print(f"recorded {args.case} -> {path}")
+        return 0
+    # No torch here: record in the reference env, importing this same source tree. Its
+    # one-line errors and exit code pass through unchanged.
+    repo = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (repo, os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([reference_python(), "-m", "harness.reference.record",
+                           *_argv_of(args)], env=env)
+    return proc.returncode
+
+
+def _argv_of(args) -> list[str]:
+    out = []
+    for key, value in vars(args).items():
+        if key in ("func", "command", "golden_command") or value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        out += [flag] if value is True else [flag, str(value)]
+    return out
+
+
+def cmd_verify(args) -> int:
+    root = Path(args.dir)
+    dirs = case_dirs(root)
+    if not dirs:
+        raise BadInput(root, f"no golden cases (directories with {MANIFEST_FILE} or {TENSORS_FILE})")
+    results = []
+    for d in dirs:
+        g = check_golden(d, None if d == root else d.name)
+        results.append({"case": g.case, "producer": g.producer, "tensors": len(g.tensors)})
+        if not args.json:
+            print(f"ok {g.case} ({g.producer}, {len(g.tensors)} tensors)")
+    if args.json:
+        print(json.dumps({"ok": True, "cases": results}))
+    return 0
+
+
+def cmd_list(args) -> int:
+    rows = []
+    for d in case_dirs(args.root):
+        g = check_golden(d, d.name)
+        m = g.manifest
+        s = m.get("settings", {})
+        rows.append({"case": g.case, "producer": g.producer,
+                     "preset": m.get("weights", {}).get("preset", "?"),
+                     "tolerance_class": m["tolerance_class"], "tensors": len(g.tensors),
+                     "frames": s.get("frames"), "batch": s.get("batch"),
+                     "steps": s.get("steps"), "sampler": s.get("sampler"),
+                     "mbytes": round((d / TENSORS_FILE).stat().st_size / 1e6, 2)})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    cols = ["case", "producer", "preset", "tensors", "frames", "batch", "steps", "sampler", "mbytes"]
+    table = [cols] + [[str(r[c]) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    return 0

@@ -1,0 +1,50 @@
+"""Fixtures for the audio suites: real music clips (Debian packages) and a report directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.audio import check, corpus, faults
+
+
+def require_packages(needs):
+    """Skip (locally) or fail (under CI) naming the Debian packages that are missing."""
+    missing = corpus.missing_packages(needs)
+    if missing:
+        msg = f"missing Debian package(s) {', '.join(missing)}; install with: {corpus.APT_LINE}"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def test_clips():
+    require_packages(("noiz2sa", "openmsx"))
+    return corpus.clips(corpus.TEST)
+
+
+@pytest.fixture(scope="session")
+def report_dir(tmp_path_factory) -> Path:
+    d = os.environ.get("SAO_REPORT_DIR")
+    path = Path(d) if d else tmp_path_factory.mktemp("report")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def reports(test_clips):
+    """{(clip name, variant): Report} for every test clip: clean, benign variants and every
+    fault at its nominal depth, each checked against the clean clip as reference."""
+    limits = check.thresholds()
+    out = {}
+    for clip in test_clips:
+        x, sr = clip.audio, clip.sr
+        ref = check.reference_signal(x, sr)
+        variants = {"clean": x, **{f"benign:{k}": f(x, sr) for k, f in faults.BENIGN.items()},
+                    **{k: faults.apply(k, x, sr) for k in faults.FAULTS}}
+        for name, y in variants.items():
+            out[clip.name, name] = check.check_audio(y, sr, reference=ref, limits=limits)
+    return out

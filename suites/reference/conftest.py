@@ -1,0 +1,30 @@
+"""Fixtures for the reference suites: they need the reference venv (torch, stable-audio-tools,
+litert). Run them with `/work/refvenv/bin/python -m pytest suites/reference`; elsewhere they skip
+and say so."""
+
+from __future__ import annotations
+
+import pytest
+
+REFERENCE_ENV = ("needs the reference venv (torch 2.13 + stable-audio-tools 0.0.19 + litert-torch): "
+                 "bash harness/reference/install_env.sh VENV, then VENV/bin/python -m pytest")
+
+
+def require_torch():
+    return pytest.importorskip("torch", reason=REFERENCE_ENV)
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tiny_checkpoint):  # tiny_checkpoint: the root conftest's seeded synth
+    require_torch()
+    from harness.reference.build import load_reference
+
+    return load_reference(tiny_checkpoint)  # (model, Checkpoint)
+
+
+def small_inputs(ckpt, frames=16, steps=4, seed=0):
+    from harness.reference.inputs import make_inputs
+
+    return make_inputs(seed=seed, io_channels=ckpt.config["model"]["io_channels"], frames=frames,
+                       steps=steps, max_length=64, vocab_size=ckpt.t5_config["vocab_size"],
+                       lengths=(3, 64), seconds=(2.5, 300.0))

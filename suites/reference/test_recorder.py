@@ -1,0 +1,97 @@
+"""The torch recorder: deterministic, consumes exactly the injected noise, names tensors by
+official module path in execution order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import require_torch, small_inputs
+
+require_torch()
+pytestmark = pytest.mark.reference
+
+from harness.reference.record_torch import record  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def recording(tiny_reference):
+    model, ckpt = tiny_reference
+    inputs = small_inputs(ckpt)
+    return inputs, record(model, inputs, steps=4)
+
+
+def test_deterministic(tiny_reference, recording):
+    model, ckpt = tiny_reference
+    inputs, first = recording
+    again = record(model, small_inputs(ckpt), steps=4)
+    assert list(again) == list(first)
+    for name in first:
+        assert first[name].tobytes() == again[name].tobytes(), name
+
+
+def test_names_in_execution_order(recording):
+    _, tensors = recording
+    names = list(tensors)
+    groups = ["input.", "conditioner.", "model.model", "sampler.", "pretransform."]
+    firsts = [min(i for i, n in enumerate(names) if n.startswith(g)) for g in groups]
+    assert firsts == sorted(firsts)
+    for i in range(2):  # tiny has 2 blocks
+        b = f"model.model.transformer.layers.{i}"
+        block = [n for n in names if n.startswith(b + ".") or n == b]
+        assert block == [f"{b}.self_attn.q_norm", f"{b}.self_attn.k_norm", f"{b}.self_attn.q_rotary",
+                         f"{b}.self_attn.k_rotary", f"{b}.self_attn", f"{b}.cross_attn.q_norm",
+                         f"{b}.cross_attn.k_norm", f"{b}.cross_attn", f"{b}.ff", b]
+    assert names[-1] == "pretransform.model.decoder"
+    assert tensors["pretransform.model.decoder"].shape == (2, 2, 16 * 64)  # ratio 64 in tiny
+    assert tensors["conditioner.conditioners.prompt"].shape == (2, 64, 64)
+
+
+def test_padding_zeroed_and_rotary_partial(recording):
+    inputs, t = recording
+    prompt = t["conditioner.conditioners.prompt"]
+    pad = inputs.attention_mask == 0
+    assert pad.any() and np.all(prompt[pad] == 0)
+    assert np.all(np.abs(prompt[~pad]).sum(-1) > 0)
+    # RoPE rotates the first 32 of 64 head dims (tiny): the rest passes through unchanged.
+    q, qr = t["model.model.transformer.layers.0.self_attn.q_norm"], \
+        t["model.model.transformer.layers.0.self_attn.q_rotary"]
+    assert np.array_equal(q[..., 32:], qr[..., 32:])
+    assert np.array_equal(q[:, :, 0, :], qr[:, :, 0, :])  # position 0 (global token): angle 0
+    assert not np.allclose(q[:, :, 1:, :32], qr[:, :, 1:, :32])
+
+
+def test_injected_noise_is_what_the_sampler_uses(tiny_reference, recording):
+    model, ckpt = tiny_reference
+    inputs, base = recording
+    steps = 4
+    t = base["sampler.t"]
+    # pingpong: x_{i+1} = (1 - t_{i+1}) * denoised_i + t_{i+1} * noise_i, in float32
+    for i in range(steps):
+        expect = (np.float32(1) - t[i + 1]) * base[f"sampler.steps.{i}.denoised"] \
+            + t[i + 1] * inputs.step_noise[i]
+        np.testing.assert_array_equal(base[f"sampler.steps.{i}.x"], expect)
+    # the last step still draws noise but multiplies it by t=0: changing it changes nothing
+    changed = small_inputs(ckpt)
+    changed.step_noise[-1] += 1.0
+    other = record(model, changed, steps=steps, detail="boundaries")
+    np.testing.assert_array_equal(other["pretransform.model.decoder"],
+                                  base["pretransform.model.decoder"])
+    changed.step_noise[0] += 1.0
+    other = record(model, changed, steps=steps, detail="boundaries")
+    np.testing.assert_array_equal(other["sampler.steps.0.v"], base["sampler.steps.0.v"])
+    assert not np.allclose(other["sampler.steps.1.v"], base["sampler.steps.1.v"])
+
+
+def test_dit_output_is_the_direct_forward(tiny_reference, recording):
+    import torch
+
+    model, _ = tiny_reference
+    _, t = recording
+    x = torch.from_numpy(t["input.noise"])
+    with torch.no_grad():
+        v = model.model(x, torch.ones(x.shape[0]),
+                        cross_attn_cond=torch.from_numpy(t["conditioner.cross_attn_cond"]),
+                        global_cond=torch.from_numpy(t["conditioner.global_cond"]))
+    np.testing.assert_array_equal(v.numpy(), t["model.model"])
+    np.testing.assert_array_equal(t["model.model"], t["sampler.steps.0.v"])
