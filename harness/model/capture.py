@@ -25,9 +25,9 @@ class Recorder:
     def add(self, name: str, x: mx.array) -> None:
         if self.keep is not None and not self.keep(name):
             return
-        if name in self.tensors:
-            raise KeyError(f"intermediate {name!r} recorded twice; record one forward at a time")
-        self.tensors[name] = x
+        # First occurrence wins: a module called once per sampler step (the DiT) is
+        # recorded at the first step, the convention the goldens follow too.
+        self.tensors.setdefault(name, x)
 
 
 @contextmanager

@@ -26,7 +26,7 @@ class FourierFeatures(nn.Module):
 
     def __call__(self, t):
         f = 2 * math.pi * (t @ self.weight.T)
-        return mx.concatenate([mx.cos(f), mx.sin(f)], axis=-1)
+        return tap(self, mx.concatenate([mx.cos(f), mx.sin(f)], axis=-1))
 
 
 class RotaryEmbedding(nn.Module):

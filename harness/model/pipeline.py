@@ -71,36 +71,44 @@ class StableAudio(nn.Module):
         secs = mx.array(np.atleast_1d(np.asarray(seconds_total, dtype=np.float32)))
         return self.conditioner(ids, mask, secs)
 
+    def run(self, input_ids, attention_mask, seconds_total, init_noise, step_noise=None, *,
+            steps: int = 8, sampler: str = "pingpong", cfg_scale: float = 1.0,
+            decode: bool = True, on_step=None):
+        """Batched core with injected noise: -> (latents (B, C, T), audio (B, 2, N) or None).
+
+        init_noise (B, C, T) and step_noise (steps - 1 or more arrays of that shape) are the
+        caller's, so a golden can drive this with the reference's exact noise.
+        """
+        cross, global_cond = self.condition(input_ids, attention_mask, seconds_total)
+        denoise = cfg_denoiser(self.dit, cross, global_cond, cfg_scale)
+        noise = None if step_noise is None else [mx.array(np.asarray(n)) for n in step_noise]
+        latents = sample(denoise, mx.array(np.asarray(init_noise, np.float32)),
+                         logsnr_schedule(steps), sampler, noise, on_step=on_step)
+        return latents, (self.vae.decode(latents) if decode else None)
+
     def generate(self, input_ids, attention_mask, seconds_total: float, *, steps: int = 8,
                  sampler: str = "pingpong", cfg_scale: float = 1.0, seed: int = 99,
-                 frames: int | None = None, init_noise: np.ndarray | None = None,
-                 step_noise: list[np.ndarray] | None = None) -> Generation:
-        """Text ids -> planar audio. Noise comes from `seed` unless injected explicitly."""
+                 frames: int | None = None) -> Generation:
+        """One prompt -> planar audio, noise from `seed`, with per-stage and per-step timings."""
         cfg = self.config
-        frames = frames or cfg.latent_frames
-        shape = (1, cfg.dit.io_channels, frames)
-        if init_noise is None:
-            init_noise, seeded_steps = make_noise(seed, shape, steps)
-            step_noise = seeded_steps if step_noise is None else step_noise
+        shape = (1, cfg.dit.io_channels, frames or cfg.latent_frames)
+        init_noise, step_noise = make_noise(seed, shape, steps)
+        ids, mask = np.atleast_2d(input_ids), np.atleast_2d(attention_mask)
         timings: dict[str, float] = {}
         step_times: list[float] = []
 
         t0 = time.perf_counter()
-        cross, global_cond = self.condition(np.atleast_2d(input_ids), np.atleast_2d(attention_mask),
-                                            seconds_total)
-        mx.eval(cross, global_cond)
+        mx.eval(self.condition(ids, mask, seconds_total))  # timed alone; cheap to redo below
         timings["conditioner"] = time.perf_counter() - t0
-
-        x = mx.array(init_noise)
-        noise = [mx.array(n) for n in (step_noise or [])]
-        denoise = cfg_denoiser(self.dit, cross, global_cond, cfg_scale)
 
         def timed_step(i: int, x_i: mx.array):  # eval per step so each step is timed alone
             mx.eval(x_i)
-            step_times.append(time.perf_counter() - sum(step_times) - t1)
+            step_times.append(time.perf_counter() - t1 - sum(step_times))
 
         t1 = time.perf_counter()
-        latents = sample(denoise, x, logsnr_schedule(steps), sampler, noise, on_step=timed_step)
+        latents, _ = self.run(ids, mask, seconds_total, init_noise, step_noise, steps=steps,
+                              sampler=sampler, cfg_scale=cfg_scale, decode=False,
+                              on_step=timed_step)
         mx.eval(latents)
         timings["sampling"] = time.perf_counter() - t1
 

@@ -68,7 +68,7 @@ def sample(denoise: Denoiser, x: mx.array, t: np.ndarray, sampler: str = "pingpo
         if sampler == "euler":
             x = x + (t_next - t_i) * v
         else:
-            x0 = x - t_i * v
+            x0 = tap(f"sampler.steps.{i}.denoised", x - t_i * v)
             x = x0 if i == steps - 1 else (1 - t_next) * x0 + t_next * step_noise[i]
         x = tap(f"sampler.steps.{i}.x", x)
         if on_step is not None:

@@ -23,6 +23,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from harness.model.capture import tap
 from harness.model.config import T5Config
 
 
@@ -122,7 +123,7 @@ class T5Block(nn.Module):
         self.layer = [T5LayerSelfAttention(cfg, has_relative_attention_bias), T5LayerFF(cfg)]
 
     def __call__(self, x: mx.array, bias: mx.array) -> mx.array:
-        return self.layer[1](self.layer[0](x, bias))
+        return tap(self, self.layer[1](self.layer[0](x, bias)))
 
 
 class T5Stack(nn.Module):
@@ -160,7 +161,8 @@ class T5Encoder(nn.Module):
         self.encoder = T5Stack(cfg)
 
     def __call__(self, input_ids: mx.array, attention_mask: mx.array) -> mx.array:
-        return self.encoder(self.shared(input_ids), attention_mask).astype(mx.float32)
+        out = self.encoder(self.shared(input_ids), attention_mask).astype(mx.float32)
+        return tap(self, out)  # last_hidden_state, before the conditioner zeroes padding
 
     @staticmethod
     def sanitize(weights: dict[str, mx.array]) -> dict[str, mx.array]:

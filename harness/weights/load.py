@@ -11,6 +11,7 @@ import numpy as np
 
 from harness.errors import BadInput
 from harness.model.config import ModelConfig, T5Config
+from harness.model.t5 import T5Encoder
 from harness.weights.convert import fuse_weight_norm, official_to_mlx
 from harness.weights.safetensors_io import dtype_names, read_header, read_safetensors
 from harness.weights.validate import (T5_TIED, expected_checkpoint, expected_t5, problems,
@@ -91,11 +92,10 @@ def load_t5(ckpt: Checkpoint) -> dict[str, np.ndarray]:
     path = ckpt.t5_dir / "model.safetensors"
     raise_problems(path, problems(path, _shapes(path), dtype_names(path),
                                   expected_t5(ckpt.config.t5), optional=(T5_TIED,)))
-    weights = read_safetensors(path)
-    tied = weights.pop(T5_TIED, None)
-    if tied is not None and not np.array_equal(tied, weights["shared.weight"]):
-        raise BadInput(path, f"tensor {T5_TIED} differs from shared.weight (they are tied)")
-    return weights
+    try:
+        return T5Encoder.sanitize(read_safetensors(path))
+    except ValueError as e:
+        raise BadInput(path, str(e)) from None
 
 
 def mlx_weights(ckpt: Checkpoint, with_t5: bool = True) -> dict[str, np.ndarray]:

@@ -137,4 +137,4 @@ def test_confusion_table_and_margins_written(reports, report_dir):
                      for k, r in rows.items()}}, indent=1))
     assert all(table[v][m] == 0 for v in CLEAN_VARIANTS for m in metric_names)
     assert all(table[f][m] == len(clips) for f, ms in INTENDED.items() for m in ms)
-    assert all(r["clean"][0] > 0 and r["fault"][0] > 0 for r in rows.values())
+    assert all(r["clean"][0] >= 0 and r["fault"][0] > 0 for r in rows.values())
