@@ -11,19 +11,22 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).parent
 
-# Hypothesis: `ci` is derandomized and bounded; `nightly` explores far more. Neither keeps an
-# example database, so a stored failure from another run can never make this run flaky.
-settings.register_profile("ci", derandomize=True, database=None, max_examples=40,
-                          deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("nightly", derandomize=False, database=None, max_examples=1000,
-                          deadline=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("SAO_HYPOTHESIS_PROFILE", "ci"))
+try:  # the reference virtualenv runs only `-m reference` suites and has no hypothesis
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    settings = None
+
+if settings is not None:
+    # `ci` is derandomized and bounded; `nightly` explores far more. Neither keeps an example
+    # database, so a stored failure from another run can never make this run flaky.
+    for _name, _random, _n in (("ci", True, 40), ("nightly", False, 1000)):
+        settings.register_profile(_name, derandomize=_random, database=None, max_examples=_n,
+                                  deadline=None, print_blob=True,
+                                  suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("SAO_HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_addoption(parser):

@@ -19,13 +19,15 @@ PRELOAD_COMMANDS = {"generate", "bench", "gate", "mutants", "golden"}
 
 # Modules that define `register(subparsers)`; each subcommand's function returns an exit code.
 COMMAND_MODULES = [
-    "harness.weights.commands",   # synth, inspect, weights extract/diff
-    "harness.model.commands",     # generate
-    "harness.audio.commands",     # audio check
-    "harness.compare.commands",   # golden record/verify/list/compare
-    "harness.bench_commands",     # bench
-    "harness.gate_commands",      # gate
-    "harness.mutants.commands",   # mutants run
+    "harness.weights.commands",         # synth, inspect
+    "harness.weights.tflite_commands",  # weights extract / diff
+    "harness.model.commands",           # generate
+    "harness.audio.commands",           # audio check
+    "harness.compare.commands",         # golden record / verify / list
+    "harness.compare.compare_cmd",      # compare (first divergence)
+    "harness.bench.commands",           # bench
+    "harness.gate.commands",            # gate
+    "harness.mutants.commands",         # mutants run
 ]
 
 

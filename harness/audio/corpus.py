@@ -72,7 +72,10 @@ def missing_packages(needs=("noiz2sa", "openmsx")) -> list[str]:
 
 
 def cache_dir() -> Path:
-    d = Path(os.environ.get("SAO_AUDIO_CACHE", Path.home() / ".cache" / "sao-harness" / "audio"))
+    """Rendered clips live under $SAO_HARNESS_CACHE/audio (default the user cache)."""
+    root = Path(os.environ.get("SAO_HARNESS_CACHE")
+                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sao-harness")
+    d = root / "audio"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

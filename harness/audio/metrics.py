@@ -3,7 +3,7 @@
 Reference-free metrics look for the faults a port produces (band-limiting, flicker at the latent
 frame rate, stride combs, clipping, DC, silence, NaN, channel faults); reference-relative ones
 compare with the reference implementation's output for the same inputs. Spectra come from
-scipy (welch, ShortTimeFFT, filters); nothing here is tuned: thresholds live in thresholds.toml.
+scipy (welch, stft, filter design); nothing here is tuned: thresholds live in thresholds.toml.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def _side(x):
 class Signal:
     """A planar (C, N) clip plus the spectra several metrics share, each computed once.
 
-    Metrics take arrays; `check_audio` passes Signals so a reference analysed once can be
-    compared with many candidates (the suites compare ~20 faults with each clean clip)."""
+    Metrics take arrays or Signals; `check_audio` passes Signals so a reference analysed once
+    can be compared with many candidates (the suites compare ~20 faults with each clean clip)."""
 
     def __init__(self, audio, sr: int):
         self.x, self.sr = np.asarray(audio), sr

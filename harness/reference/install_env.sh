@@ -9,7 +9,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 PY=${PYTHON:-python3}
 STAMP="$VENV/.sao-reference-stamp"
-WANT=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
+# The stamp names this script's content and the tree installed editable (-e) into the venv.
+WANT="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1) $REPO"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
   echo "reference env $VENV is up to date"

@@ -41,6 +41,8 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
                    help="real-token count (EOS included) of each prompt, comma-separated")
     p.add_argument("--seconds", default=",".join(map(str, DEFAULT_SECONDS)),
                    help="seconds_total of each prompt, comma-separated")
+    p.add_argument("--vocab-size", type=int, default=None,
+                   help="draw token ids below this (default: the T5 config's; arm-tflite: 32128)")
     p.add_argument("--detail", choices=("all", "boundaries"), default="all",
                    help="every intermediate, or conditioner outputs, sampler steps and audio")
     p.add_argument("--force", action="store_true", help="replace an existing case")
@@ -91,7 +93,8 @@ def run(args) -> Path:
         max_length = int(cond_cfg["prompt"]["config"].get("max_length", 128))
         inputs = make_inputs(seed=args.seed, io_channels=int(ckpt.config["model"]["io_channels"]),
                              frames=args.frames, steps=args.steps, max_length=max_length,
-                             vocab_size=int(ckpt.t5_config["vocab_size"]), lengths=lengths,
+                             vocab_size=args.vocab_size or int(ckpt.t5_config["vocab_size"]),
+                             lengths=lengths,
                              seconds=seconds)
         tensors = _record_reference(args, ckpt, inputs, max_length, Path(tmp))
         settings = _settings(args, inputs)
@@ -109,6 +112,7 @@ def _settings(args, inputs) -> dict:
             "prompt_lengths": [int(v) for v in inputs.attention_mask.sum(axis=1)],
             "seconds_total": [float(v) for v in inputs.seconds_total],
             "detail": args.detail, "dit_intermediates_step": 0,
+            "dit_intermediates_batch": "B" if args.cfg_scale == 1.0 else "2B: cond then uncond",
             "noise": "numpy default_rng(seed): ids, then noise (B,C,T), then step_noise (S,B,C,T)",
             "precision": "fp32 everywhere (the package runs T5 and the VAE in fp16)"}
 
@@ -138,7 +142,7 @@ def _record_reference(args, ckpt, inputs, max_length: int, tmp: Path):
 
 def _run_arm(args, lengths, seconds) -> Path:
     """A user's real Arm TFLite directory: boundaries only (its intermediates carry Arm's
-    names and int8 weights); shapes come from the files, token ids from the default vocab."""
+    names and int8 weights). Latent shape from the files; 64 T5 tokens (padded to 128)."""
     from harness.compare.store import build_manifest, write_golden
     from harness.reference.checkpoint import file_sha256
     from harness.reference.inputs import make_inputs
@@ -151,7 +155,8 @@ def _run_arm(args, lengths, seconds) -> Path:
     from harness.model.config import FULL
 
     inputs = make_inputs(seed=args.seed, io_channels=x[1], frames=x[2], steps=args.steps,
-                         max_length=FULL.max_length, vocab_size=FULL.t5.vocab_size,
+                         max_length=FULL.max_length,
+                         vocab_size=args.vocab_size or FULL.t5.vocab_size,
                          lengths=lengths, seconds=seconds)
     tensors = run_pipeline(pipe, inputs, steps=args.steps, sampler=args.sampler)
     root = Path(args.arm_dir)

@@ -195,18 +195,14 @@ def record(model, inputs: Inputs, *, steps: int = 8, sampler: str = "pingpong",
     cond_inputs = conditioning(model, inputs, tape, detail)
 
     dit = model.model.model  # ConditionedDiffusionModelWrapper.model (DiTWrapper).model
-    step = {"i": 0}
     v_per_step: list[torch.Tensor] = []
     dit_hook = dit.register_forward_hook(lambda m, a, out: v_per_step.append(out.detach().clone()))
     xs: list[torch.Tensor] = []
     denoised: list[torch.Tensor] = []
-    ts: list[float] = []
 
     def callback(info):
         xs.append(info["x"].detach().clone())
         denoised.append(info["denoised"].detach().clone())
-        ts.append(float(info["t"]))
-        step["i"] += 1
         tape.enabled = False  # DiT intermediates: first step only (same function every step)
 
     noise = torch.from_numpy(inputs.noise.copy())
@@ -228,7 +224,10 @@ def record(model, inputs: Inputs, *, steps: int = 8, sampler: str = "pingpong",
         raise RuntimeError(f"DiT ran {len(v_per_step)} times for {steps} steps")
 
     tape.parts["sampler.t"] = [sampler_schedule(steps)]
-    after = xs[1:] + [out]
+    # pingpong's callback sees x before its step, euler's the x after it.
+    after = xs[1:] + [out] if sampler == "pingpong" else xs
+    if not torch.equal(after[-1], out):
+        raise RuntimeError("sampler callback order is not the one this recorder knows")
     for i in range(steps):
         tape.put(f"sampler.steps.{i}.v", v_per_step[i])
         if sampler == "pingpong":

@@ -1,16 +1,16 @@
-"""Fixtures for the audio suites: real music clips (Debian packages) and a report directory."""
+"""Fixtures for the audio suites: real music clips from Debian packages, and every check run
+once on every test clip, clean and faulted (the report directory comes from the root conftest)."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from harness.audio import check, corpus, faults
 
 
-def require_packages(needs):
+def _require_packages(needs):
     """Skip (locally) or fail (under CI) naming the Debian packages that are missing."""
     missing = corpus.missing_packages(needs)
     if missing:
@@ -21,17 +21,14 @@ def require_packages(needs):
 
 
 @pytest.fixture(scope="session")
-def test_clips():
-    require_packages(("noiz2sa", "openmsx"))
-    return corpus.clips(corpus.TEST)
+def require_packages():
+    return _require_packages
 
 
 @pytest.fixture(scope="session")
-def report_dir(tmp_path_factory) -> Path:
-    d = os.environ.get("SAO_REPORT_DIR")
-    path = Path(d) if d else tmp_path_factory.mktemp("report")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def test_clips():
+    _require_packages(("noiz2sa", "openmsx"))
+    return corpus.clips(corpus.TEST)
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,9 @@ import pytest
 
 from harness.audio import check, corpus, io, metrics
 
-from conftest import require_packages
-
 
 @pytest.fixture(scope="module")
-def wav_clips(test_clips, tmp_path_factory):
+def wav_clips(test_clips, tmp_path_factory, require_packages):
     """The MIDI test clips as 16-bit WAV (peaks < 1, so sox reads the same samples we do)."""
     require_packages(("sox",))
     d = tmp_path_factory.mktemp("wav")

@@ -101,3 +101,20 @@ def test_arm_style_run_of_the_files(tiny_reference, recordings, tmp_path):
         [f"serving_default_args_{i}" for i in range(4)]
     for name, value in run_pipeline(pipe, inputs, steps=STEPS, sampler="pingpong").items():
         np.testing.assert_allclose(value, boundaries[name], rtol=0, atol=1e-5, err_msg=name)
+
+
+def test_arm_producer_writes_a_verified_golden(recordings, tmp_path):
+    """`golden record --producer arm-tflite` on a three-file directory (ours, same layout)."""
+    from harness.compare.store import load_golden
+    from harness.reference.record import main
+
+    inputs, ref, _, workdir = recordings
+    code = main(["--producer", "arm-tflite", "--arm-dir", str(workdir), "--case", "arm",
+                 "--root", str(tmp_path), "--steps", str(STEPS), "--lengths", "3,64",
+                 "--seconds", "2.5,300", "--vocab-size", "1024"])
+    assert code == 0
+    g = load_golden("arm", tmp_path)
+    assert g.manifest["producer"] == "arm-tflite" and g.manifest["settings"]["frames"] == 16
+    np.testing.assert_array_equal(g["input.noise"], inputs.noise)  # same seeded inputs
+    for name, value in g.tensors.items():
+        check(name, ref[name], value)

@@ -95,3 +95,14 @@ def test_dit_output_is_the_direct_forward(tiny_reference, recording):
                         global_cond=torch.from_numpy(t["conditioner.global_cond"]))
     np.testing.assert_array_equal(v.numpy(), t["model.model"])
     np.testing.assert_array_equal(t["model.model"], t["sampler.steps.0.v"])
+
+
+def test_euler_steps(tiny_reference):
+    model, ckpt = tiny_reference
+    inputs = small_inputs(ckpt)
+    t = record(model, inputs, steps=4, sampler="euler", detail="boundaries")
+    x, sched = inputs.noise, t["sampler.t"]
+    for i in range(4):  # x_{i+1} = x_i + (t_{i+1} - t_i) * v_i
+        x = x + (sched[i + 1] - sched[i]) * t[f"sampler.steps.{i}.v"]
+        np.testing.assert_array_equal(t[f"sampler.steps.{i}.x"], x)
+    assert not any(n.endswith(".denoised") for n in t)
