@@ -143,9 +143,10 @@ def _integrated_loudness(x, sr):
 # ---- band-limiting --------------------------------------------------------------------------
 
 def band_limit_db(x, sr: int, f_lo=1500.0, f_hi=11000.0, width=1 / 3, gap=1 / 12) -> float:
-    """Steepest drop of the mid signal's long-term spectrum between adjacent 1/3-octave bands whose edge lies
-    in [f_lo, f_hi], dB. Music rolls off gradually (tens of dB per octave); a low-pass stage
-    leaves a cliff. The range stops below 11 kHz so codec cut-offs (~16 kHz) do not count."""
+    """Steepest drop (dB) of the mid signal's long-term spectrum between adjacent 1/3-octave
+    bands whose shared edge lies in [f_lo, f_hi]. Music rolls off gradually (tens of dB per
+    octave); a low-pass stage leaves a cliff. The range stops below 11 kHz so codec cut-offs
+    (~16 kHz) do not count."""
     f, p = signal.welch(_mid(x).astype(np.float32), fs=sr, nperseg=4096, detrend=False)
     level = 10 * np.log10(p + p.max() * 1e-15 + _TINY)
     csum = np.concatenate([[0.0], np.cumsum(level)])

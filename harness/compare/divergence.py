@@ -22,6 +22,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -256,3 +257,56 @@ def compare_golden(model, golden: Golden, *, dtype: str = "fp32",
     rows = [Row(n, group_of(n), tuple(golden[n].shape), tolerances[n],
                 measure(free[n], golden[n]), measure(replayed[n], golden[n])) for n in names]
     return CaseResult(golden.case, golden.producer, dtype, policy, rows, list(notes or []))
+
+
+# Weight files whose hash a golden must share with the checkpoint under test (the configs
+# are covered by the shape checks; the tokenizer is not used: goldens hold token ids).
+HASHED = ("model.safetensors", "t5/model.safetensors")
+
+
+def checkpoint_hashes(ckpt) -> dict[str, str]:
+    files = {"model.safetensors": ckpt.model_file}
+    if ckpt.t5_dir is not None:
+        files["t5/model.safetensors"] = ckpt.t5_dir / "model.safetensors"
+    return {k: _sha256_cached(str(p), p.stat().st_mtime_ns, p.stat().st_size)
+            for k, p in files.items() if p.is_file()}
+
+
+@lru_cache(maxsize=16)
+def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
+    from harness.weights.load import sha256_file
+
+    return sha256_file(path)
+
+
+def verify_weights(golden: Golden, ckpt, allow_unverified: bool = False) -> list[str]:
+    """BadInput unless the golden was recorded from the checkpoint under test; -> report notes."""
+    mpath = golden.path / MANIFEST_FILE
+    weights = golden.manifest.get("weights")
+    recorded = weights.get("sha256") if isinstance(weights, dict) else None
+    if not isinstance(recorded, dict) or "model.safetensors" not in recorded:
+        if not allow_unverified:
+            raise BadInput(mpath, f"records no weights sha256 of model.safetensors (producer "
+                                  f"{golden.producer}): cannot tell whether it was made from "
+                                  f"{ckpt.model_file}; pass --unverified-weights to compare anyway")
+        return [f"weights NOT verified: the golden records no model.safetensors sha256; "
+                f"compared with {ckpt.model_file} on request"]
+    actual = checkpoint_hashes(ckpt)
+    for key in HASHED:
+        if key in recorded and recorded[key] != actual.get(key):
+            got = actual.get(key)
+            raise BadInput(mpath, f"recorded for other weights: {key} sha256 "
+                                  f"{recorded[key][:16]}..., the checkpoint under test "
+                                  f"({ckpt.root}) has {got[:16] + '...' if got else 'none'}")
+    return [f"weights verified: {k} sha256 {recorded[k][:16]}..." for k in HASHED if k in recorded]
+
+
+def compare_case(case_dir: str | Path, model, ckpt, *, dtype: str = "fp32",
+                 allow_unverified: bool = False) -> CaseResult:
+    """Load and verify a golden case, check it was made from `ckpt`, compare `model` with it."""
+    from harness.compare.store import check_golden
+
+    case_dir = Path(case_dir)
+    golden = check_golden(case_dir, case_dir.name)
+    notes = verify_weights(golden, ckpt, allow_unverified)
+    return compare_golden(model, golden, dtype=dtype, notes=notes)

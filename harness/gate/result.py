@@ -52,6 +52,7 @@ class GateResult:
     stages: list[Stage] = field(default_factory=list)
     subjects: dict = field(default_factory=dict)  # candidate / baseline: path, sha256, ...
     notes: list[str] = field(default_factory=list)
+    timed_out: bool = False
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)

@@ -352,7 +352,7 @@ class Gate:
         if self.cand_out is None:
             self.cand_out = drift.run_probes(self.model, self.probe)
         audio = self.cand_out.tensors["audio"]
-        st.data["audio"] = audio
+        st.data["audio"], st.data["sr"] = audio, self.ckpt.config.sample_rate
         if self.base_out is not None:
             st.data["reference"] = self.base_out.tensors["audio"]
         sr = self.ckpt.config.sample_rate

@@ -14,6 +14,7 @@ Stdout: one JSON object {"rows": [...], "threads": {...}, "versions": {...}}; pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -180,7 +181,8 @@ def main(argv=None) -> int:
         print(f"peer_timing: error: unknown stage or impl {bad[0]!r}", file=sys.stderr)
         return 2
     try:
-        result = run(args)
+        with contextlib.redirect_stdout(sys.stderr):  # the package prints notices on import
+            result = run(args)
     except BadInput as e:
         print(f"peer_timing: error: {e}", file=sys.stderr)
         return 2

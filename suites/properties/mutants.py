@@ -177,7 +177,8 @@ def generate_unseeded(model, ids, mask, **kw):
         shape = (1, model.config.dit.io_channels, kw["frames"])
         init = rng.standard_normal(shape, dtype=np.float32)
         steps = [rng.standard_normal(shape, dtype=np.float32) for _ in range(kw["steps"] - 1)]
-        return model.generate(ids, mask, 1.0, init_noise=init, step_noise=steps, **kw).audio
+        _, audio = model.run(ids, mask, 1.0, init, steps, steps=kw["steps"])
+        return np.array(audio[0])
     gen.__name__ = "generate_unseeded"
     return gen
 

@@ -1,0 +1,141 @@
+"""`sao-harness bench [--config tiny|full] [--json]`: stage x implementation latency table.
+
+MLX stages run in this process; the peers (official PyTorch on CPU, LiteRT with XNNPACK,
+both fp32) run on the same machine in the same invocation, on the same inputs, through the
+reference venv (`harness.bench.peers`). Ratios are MLX time / peer time (> 1: MLX slower).
+Timing only: it never fails on speed (regressions are `pytest suites/bench` with
+--benchmark-compare-fail, see golden/benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from harness.errors import BadInput
+
+
+def _names(text: str, allowed, what: str) -> list[str]:
+    names = [n for n in text.split(",") if n]
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise BadInput(None, f"--{what}: unknown {bad[0] if bad else 'empty list'!r}; "
+                             f"choose from {','.join(allowed)}")
+    return names
+
+
+def register(sub) -> None:
+    from harness.bench.plan import STAGES
+
+    p = sub.add_parser("bench", help="latency of each stage: MLX vs official PyTorch and LiteRT")
+    p.add_argument("--config", choices=("tiny", "full"), default="tiny",
+                   help="seeded synthetic checkpoint preset (default: %(default)s)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="time this checkpoint dir instead of the seeded one")
+    p.add_argument("--stages", default=None,
+                   help=f"comma-separated subset of {','.join(STAGES)} (default: all; for full, "
+                        "all but vae_decode and generate at 256 frames, which take minutes)")
+    p.add_argument("--vae-frames", type=int, default=None,
+                   help="latent frames of the vae_decode stage (default 256)")
+    p.add_argument("--peers", default="torch,litert",
+                   help="peers to run: torch,litert, or 'none' (default: %(default)s)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="LiteRT export cache (default: $SAO_HARNESS_CACHE or "
+                        "~/.cache/sao-harness, /litert-exports)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+
+# Full-size stages left out by default: at 256 frames the MLX decode alone takes minutes here.
+FULL_SLOW = ("vae_decode", "generate")
+
+
+def default_stages(preset: str) -> list[str]:
+    from harness.bench.plan import STAGES
+
+    return [s for s in STAGES if preset == "tiny" or s not in FULL_SLOW]
+
+
+def ratios(rows: list[dict]) -> None:
+    """Add mlx_over_peer_{min,median} to each peer row that has an MLX row of its stage."""
+    mlx = {r["stage"]: r for r in rows if r["impl"] == "mlx" and r["min_s"]}
+    for r in rows:
+        m = mlx.get(r["stage"])
+        if r["impl"] != "mlx" and m and r["min_s"]:
+            r["mlx_over_peer_min"] = m["min_s"] / r["min_s"]
+            r["mlx_over_peer_median"] = m["median_s"] / r["median_s"]
+
+
+def format_table(rows: list[dict]) -> str:
+    head = (f"{'stage':<17}{'frames':>7}  {'impl':<7}{'min s':>10}{'median s':>10}{'rounds':>7}"
+            f"{'MLX/peer min':>14}{'median':>8}")
+    out = [head, "-" * len(head)]
+    for r in rows:
+        frames = "-" if r.get("frames") is None else str(r["frames"])
+        if r["min_s"] is None:
+            out.append(f"{r['stage']:<17}{frames:>7}  {r['impl']:<7}  {r['note']}")
+            continue
+        ratio = ""
+        if "mlx_over_peer_min" in r:
+            ratio = f"{r['mlx_over_peer_min']:>13.2f}x{r['mlx_over_peer_median']:>7.2f}x"
+        out.append(f"{r['stage']:<17}{frames:>7}  {r['impl']:<7}{r['min_s']:>10.4f}"
+                   f"{r['median_s']:>10.4f}{r['rounds']:>7}{ratio}")
+    return "\n".join(out)
+
+
+def cmd_bench(args) -> int:
+    from harness.bench.machine import load_average, machine_class
+    from harness.bench.peers import PEER_IMPLS, peer_rows
+    from harness.bench.plan import PEER_STAGES, STAGES, VAE_FRAMES, stage_frames
+    from harness.blas import blas_advice
+    from harness.weights.load import load_model
+    from harness.weights.synth import default_checkpoint
+
+    stages = _names(args.stages, STAGES, "stages") if args.stages else None
+    impls = [] if args.peers == "none" else _names(args.peers, PEER_IMPLS, "peers")
+    vae_frames = args.vae_frames or VAE_FRAMES
+    if vae_frames < 1:
+        raise BadInput(None, f"--vae-frames must be >= 1, got {vae_frames}")
+    load_before = load_average()
+    model, ckpt = load_model(args.weights or default_checkpoint(args.config))
+    preset = ckpt.config.preset
+    stages = stages or default_stages(preset)
+    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
+
+    from harness.bench.stages import build_stages, measure
+
+    rows = []
+    for name, stage in build_stages(model, stages, vae_frames).items():
+        log(f"[bench] mlx {name}")
+        rows.append(measure(stage, preset).as_dict())
+    del model  # free its memory before the peers load theirs
+    frames = {s: stage_frames(s, ckpt.config, vae_frames) for s in stages}
+    peer, info = peer_rows(ckpt.root, preset, [s for s in stages if s in PEER_STAGES], frames,
+                           vae_frames, args.cache_dir, impls, progress=not args.json)
+    order = {(s, i): n for n, (s, i) in enumerate(
+        (s, i) for s in STAGES for i in ("mlx", *PEER_IMPLS))}
+    rows = sorted(rows + [r.as_dict() for r in peer], key=lambda r: order[r["stage"], r["impl"]])
+    ratios(rows)
+    result = {"rows": rows, "config": preset, "checkpoint": str(ckpt.root),
+              "machine_class": machine_class(), "cpu_count": os.cpu_count(),
+              "load_average_before": load_before, "load_average_after": load_average(),
+              "blas": blas_advice(), "peers": info}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"sao-harness bench: {preset} checkpoint {ckpt.root}, machine class "
+          f"{result['machine_class']}, load average before/after "
+          f"{_load(load_before)} / {_load(result['load_average_after'])}")
+    if info.get("threads"):
+        print(f"peers: torch {info['threads']['torch']} threads, LiteRT XNNPACK fp32 "
+              f"{info['threads']['litert']} threads ({', '.join(f'{k} {v}' for k, v in info['versions'].items())})")
+    print(format_table(rows))
+    if result["blas"]:
+        print(f"note: {result['blas']}")
+    return 0
+
+
+def _load(la) -> str:
+    return "n/a" if la is None else f"{la[0]:.2f}"

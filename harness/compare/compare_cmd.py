@@ -1,0 +1,87 @@
+"""`sao-harness compare`: the bundled MLX model vs golden cases, naming the first divergence.
+
+Exit 0: every tensor of every case within tolerance; 1: a divergence; 2: bad input (missing
+golden, unparsable manifest, golden recorded for other weights, shape/dtype mismatch).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from harness.compare.store import DEFAULT_ROOT, case_dirs
+from harness.errors import BadInput
+
+
+def register(sub) -> None:
+    from harness.compare.divergence import DTYPES
+
+    p = sub.add_parser("compare", help="compare the bundled MLX model with golden cases and "
+                                       "name the first diverging module")
+    p.add_argument("--case", dest="cases", action="extend", nargs="+", metavar="NAME",
+                   help="golden case(s) to compare (default: every case in --golden-dir)")
+    p.add_argument("--golden-dir", type=Path, default=DEFAULT_ROOT,
+                   help="golden store (default: %(default)s)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="checkpoint dir or model.safetensors (default: seeded tiny checkpoint); "
+                        "must be the one the goldens were recorded from")
+    p.add_argument("--dtype", choices=DTYPES, default="fp32", help="MLX compute dtype")
+    p.add_argument("--unverified-weights", action="store_true",
+                   help="compare goldens that record no model.safetensors hash (arm-tflite); "
+                        "the report says the weights were not verified")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="write <case>.md and <case>.json for every case here")
+    p.set_defaults(func=cmd_compare)
+
+
+def selected_cases(golden_dir: Path, names: list[str] | None) -> list[Path]:
+    if not names:
+        dirs = case_dirs(golden_dir)
+        if not dirs:
+            raise BadInput(golden_dir, "holds no golden cases")
+        return dirs
+    if not golden_dir.is_dir():
+        raise BadInput(golden_dir, "golden directory does not exist")
+    return [golden_dir / n for n in names]
+
+
+def cmd_compare(args) -> int:
+    import mlx.core as mx
+
+    from harness.compare.divergence import compare_golden, verify_weights
+    from harness.compare.store import check_golden
+    from harness.compare.report import to_json, to_markdown
+    from harness.weights.load import load_model, open_checkpoint
+    from harness.weights.synth import default_checkpoint
+
+    dirs = selected_cases(args.golden_dir, args.cases)
+    weights = args.weights or default_checkpoint("tiny")
+    ckpt = open_checkpoint(weights)
+    model = None
+    results = []
+    for d in dirs:
+        golden = check_golden(d, d.name)
+        notes = verify_weights(golden, ckpt, args.unverified_weights)  # before the model loads
+        if model is None:
+            model, _ = load_model(weights, mx.float16 if args.dtype == "fp16" else mx.float32)
+        results.append(compare_golden(model, golden, dtype=args.dtype, notes=notes))
+
+    if args.report:
+        try:
+            args.report.mkdir(parents=True, exist_ok=True)
+            for r in results:
+                (args.report / f"{r.case}.md").write_text(to_markdown(r))
+                (args.report / f"{r.case}.json").write_text(json.dumps(to_json(r), indent=1) + "\n")
+        except OSError as e:
+            raise BadInput(args.report, f"cannot write report: {e.strerror or e}") from None
+    passed = all(r.passed for r in results)
+    if args.json:
+        json.dump({"passed": passed, "weights": str(weights),
+                   "cases": [to_json(r) for r in results]}, sys.stdout, indent=1)
+        print()
+    else:
+        for r in results:
+            print(f"{r.case}: {'PASS' if r.passed else 'FAIL'} {r.verdict()}")
+    return 0 if passed else 1

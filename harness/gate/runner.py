@@ -1,0 +1,124 @@
+"""Run the stages in order, fail closed, within a time limit.
+
+- A `BadInput` about the candidate fails its stage (reject, exit 1); one about the gate's
+  own inputs (options, the approved checkpoint, --golden-dir) propagates (exit 2).
+- Any other exception is an `error` stage: reject, with the exception in the reasons.
+- Stages after a failed structure or load stage are skipped; a skipped required stage is
+  a reject.
+- With a timeout the stages run in a worker thread; when the time is up the verdict is
+  built from the stages finished so far plus a `timeout` error (reject). The worker is a
+  daemon thread and is abandoned: MLX work cannot be interrupted from Python.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from harness.errors import BadInput
+from harness.gate.result import ERROR, FAIL, SKIP, GateResult, Stage
+from harness.gate.stages import STAGES, Gate, Options
+
+NEEDS = {"load": ("structure",), "weights": ("structure",), "parity": ("load",),
+         "drift": ("load",), "audio": ("load",)}
+
+
+def check_options(opts: Options) -> None:
+    if opts.expect not in ("same", "update"):
+        raise BadInput(None, f"--expect must be same or update, got {opts.expect!r}")
+    if opts.expect == "same" and opts.baseline is None:
+        raise BadInput(None, "--expect same needs --baseline (the approved checkpoint)")
+    if opts.golden_dir is not None and not Path(opts.golden_dir).is_dir():
+        raise BadInput(opts.golden_dir, "golden directory does not exist")
+    if opts.frames is not None and opts.frames < 1:
+        raise BadInput(None, f"--frames must be >= 1, got {opts.frames}")
+    if opts.timeout is not None and not opts.timeout > 0:
+        raise BadInput(None, f"--timeout must be > 0 seconds, got {opts.timeout}")
+    if opts.audio_thresholds is not None and not Path(opts.audio_thresholds).is_file():
+        raise BadInput(opts.audio_thresholds, "no such file (audio thresholds)")
+
+
+class _Run:
+    """Worker state shared with the waiting thread; stages are appended when finished."""
+
+    def __init__(self, gate: Gate):
+        self.gate = gate
+        self.lock = threading.Lock()
+        self.current = "prepare"
+        self.cancelled = False
+        self.bad_input: BadInput | None = None
+
+    def add(self, stage: Stage) -> bool:
+        with self.lock:
+            if self.cancelled:
+                return False
+            self.gate.result.stages.append(stage)
+            return True
+
+    def stage(self, name: str) -> Stage:
+        st = Stage(name, required=name in self.gate.result.required)
+        failed = [n for n in NEEDS.get(name, ()) if (s := self.gate.result.stage(n)) is None
+                  or s.status in (FAIL, ERROR, SKIP)]
+        if failed:
+            st.status, st.summary = SKIP, f"not run: {failed[0]} did not pass"
+            return st
+        self.current = name
+        t0 = time.perf_counter()
+        try:
+            getattr(self.gate, name)(st)
+        except BadInput as e:  # the candidate (or a golden) is bad: a reject, not a crash
+            st.status = FAIL
+            st.reasons.append(str(e))
+        except Exception as e:  # noqa: BLE001 - fail closed on anything
+            st.status = ERROR
+            st.reasons.append(f"internal error: {type(e).__name__}: {e}")
+            st.data["traceback"] = traceback.format_exc()
+        st.seconds = time.perf_counter() - t0
+        return st
+
+    def __call__(self) -> None:
+        try:
+            self.gate.prepare()
+        except BadInput as e:
+            self.bad_input = e
+            return
+        except Exception as e:  # noqa: BLE001
+            self.add(Stage("prepare", ERROR, reasons=[f"internal error: {type(e).__name__}: {e}"]))
+            return
+        for name in STAGES:
+            try:
+                st = self.stage(name)
+            except BaseException as e:  # noqa: BLE001 - even the bookkeeping fails closed
+                st = Stage(name, ERROR, reasons=[f"internal error: {type(e).__name__}: {e}"])
+            if not self.add(st):
+                return
+        self.current = "done"
+
+
+def run_gate(opts: Options) -> GateResult:
+    """The verdict on opts.candidate. Raises BadInput only for the gate's own inputs."""
+    check_options(opts)
+    gate = Gate(opts)
+    run = _Run(gate)
+    if opts.timeout is None:
+        run()
+    else:
+        worker = threading.Thread(target=run, name="sao-gate", daemon=True)
+        worker.start()
+        worker.join(opts.timeout)
+        if worker.is_alive():
+            with run.lock:
+                run.cancelled = True
+                stages = list(gate.result.stages)
+            result = GateResult(gate.result.expect, gate.result.required, stages,
+                                dict(gate.result.subjects), list(gate.result.notes))
+            result.stages.append(Stage("timeout", ERROR, summary="timed out", reasons=[
+                f"gate did not finish within --timeout {opts.timeout:g} s "
+                f"(still in stage {run.current})"]))
+            result.timed_out = True
+            return result
+    if run.bad_input is not None:
+        raise run.bad_input
+    return gate.result
