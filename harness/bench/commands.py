@@ -111,6 +111,9 @@ def cmd_bench(args) -> int:
         log(f"[bench] mlx {name}")
         rows.append(measure(stage, preset).as_dict())
     del model  # free its memory before the peers load theirs
+    import mlx.core as mx
+
+    mx.clear_cache()
     frames = {s: stage_frames(s, ckpt.config, vae_frames) for s in stages}
     peer, info = peer_rows(ckpt.root, preset, [s for s in stages if s in PEER_STAGES], frames,
                            vae_frames, args.cache_dir, impls, progress=not args.json)
@@ -118,7 +121,8 @@ def cmd_bench(args) -> int:
         (s, i) for s in STAGES for i in ("mlx", *PEER_IMPLS))}
     rows = sorted(rows + [r.as_dict() for r in peer], key=lambda r: order[r["stage"], r["impl"]])
     ratios(rows)
-    result = {"rows": rows, "config": preset, "checkpoint": str(ckpt.root),
+    skipped = [] if args.stages else [s for s in STAGES if s not in stages]
+    result = {"rows": rows, "config": preset, "checkpoint": str(ckpt.root), "skipped": skipped,
               "machine_class": machine_class(), "cpu_count": os.cpu_count(),
               "load_average_before": load_before, "load_average_after": load_average(),
               "blas": blas_advice(), "peers": info}
@@ -132,8 +136,10 @@ def cmd_bench(args) -> int:
         print(f"peers: torch {info['threads']['torch']} threads, LiteRT XNNPACK fp32 "
               f"{info['threads']['litert']} threads ({', '.join(f'{k} {v}' for k, v in info['versions'].items())})")
     print(format_table(rows))
-    if result["blas"]:
-        print(f"note: {result['blas']}")
+    if skipped:
+        print(f"not run by default for {preset}: {', '.join(skipped)} (minutes each at "
+              f"{VAE_FRAMES} frames; add them with --stages)")
+    print(f"note: {result['blas']}" if result["blas"] else "blas: OpenBLAS loaded")
     return 0
 
 

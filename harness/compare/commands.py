@@ -1,9 +1,9 @@
 """`sao-harness golden record | verify | list`.
 
 record runs the official reference (PyTorch stable-audio-tools, or its LiteRT export, or a
-user's Arm TFLite files) and needs the reference venv: when torch is not importable here, the
-recording runs in `$SAO_REFERENCE_PYTHON` (default /work/refvenv/bin/python; built by
-harness/reference/install_env.sh) as a subprocess with the same arguments.
+user's Arm TFLite files) in a subprocess (`python -m harness.reference.record`, same
+arguments): this env's python if it has torch, else `$SAO_REFERENCE_PYTHON` (default
+/work/refvenv/bin/python; built by harness/reference/install_env.sh).
 """
 
 from __future__ import annotations
@@ -55,22 +55,16 @@ def reference_python() -> str:
 
 
 def cmd_record(args) -> int:
-    if importlib.util.find_spec("torch") is not None:
-        from harness.reference.record import run
+    """Always a subprocess: this env's python when it has torch, else the reference venv's;
+    with the OpenBLAS preload removed (it would replace torch's MKL sgemm) and this source
+    tree first on PYTHONPATH. The recorder's one-line errors and exit code pass through."""
+    from harness.reference import clean_env
 
-        path = run(args)
-        if args.json:
-            print(json.dumps({"case": args.case, "path": str(path)}))
-        else:
-            print(f"recorded {args.case} -> {path}")
-        return 0
-    # No torch here: record in the reference env, importing this same source tree. Its
-    # one-line errors and exit code pass through unchanged.
+    python = sys.executable if importlib.util.find_spec("torch") else reference_python()
     repo = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (repo, os.environ.get("PYTHONPATH")) if p))
-    proc = subprocess.run([reference_python(), "-m", "harness.reference.record",
-                           *_argv_of(args)], env=env)
+    env = clean_env(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([python, "-m", "harness.reference.record", *_argv_of(args)], env=env)
     return proc.returncode
 
 

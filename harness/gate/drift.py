@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.compare.metrics import measure
 from harness.gate.weightdiff import snr_db
 
 PROMPTS = ("warm analog synth pad with a slow filter sweep", "128 BPM tech house drum loop")
@@ -31,6 +32,7 @@ SECONDS = (3.0, 11.0)
 NOISE_SEED = 1234
 STEPS = 8
 DIT_STEPS = (0, 4, 6, 7)  # schedule indices probed alone: t = 1, 0.881, 0.5, 0.269
+MODULE_SAMPLES = 1 << 20  # per recorded module: a fixed strided subset beyond this size
 MIN_AUDIO_SAMPLES = 32768  # harness.audio checks need >= 0.75 s (shorter clips make them fail)
 STAGES = ("conditioner", "dit", "trajectory", "vae", "audio")
 TOLERANCES_FILE = Path(__file__).with_name("drift_tolerances.toml")
@@ -103,6 +105,22 @@ def stage_of(name: str) -> str:
     return "audio"
 
 
+def _recorded(name: str) -> bool:
+    """Every conditioner, DiT and sampler output; of the decoder only its top-level layers
+    (inside the last blocks the full model holds ~0.5 GB per tensor at 256 frames)."""
+    if name.startswith("pretransform."):
+        return name.count(".layers.") <= 1
+    return True
+
+
+def _thin(x: np.ndarray) -> np.ndarray:
+    """A fixed strided subset of a large intermediate: the same elements in both runs, so
+    its SNR estimates the whole tensor's (used for the per-layer plot, not the verdict)."""
+    if x.size <= MODULE_SAMPLES:
+        return x
+    return np.ascontiguousarray(x.reshape(-1)[:: -(-x.size // MODULE_SAMPLES)])
+
+
 def run_probes(model, probe: Probe, ref: Outputs | None = None) -> Outputs:
     """All stage outputs of `model`; with `ref` (the approved model's outputs) the isolated
     stages are fed the approved conditioning and latents."""
@@ -111,12 +129,13 @@ def run_probes(model, probe: Probe, ref: Outputs | None = None) -> Outputs:
     from harness.model.capture import recording
 
     out = Outputs()
-    with recording() as rec:
+    with recording(keep=_recorded) as rec:
         latents, audio = model.run(probe.ids, probe.mask, probe.seconds, probe.noise,
                                    probe.step_noise, steps=STEPS)
         mx.eval(latents, audio, rec.tensors)
-    mods = {k: np.array(v, dtype=np.float32) for k, v in rec.tensors.items()}
-    cross, glob = mods["conditioner.cross_attn_cond"], mods["conditioner.global_cond"]
+    mods = {k: _thin(np.array(v, dtype=np.float32)) for k, v in rec.tensors.items()}
+    cross = np.array(rec.tensors["conditioner.cross_attn_cond"], dtype=np.float32)
+    glob = np.array(rec.tensors["conditioner.global_cond"], dtype=np.float32)
     out.tensors["conditioner.cross_attn_cond"] = cross
     out.tensors["conditioner.global_cond"] = glob
     if ref is not None:
@@ -129,7 +148,8 @@ def run_probes(model, probe: Probe, ref: Outputs | None = None) -> Outputs:
         v = model.dit(x, mx.full((x.shape[0],), t, dtype=mx.float32), cross_mx, glob_mx)
         out.tensors[f"dit.v@t={t:.3f}"] = np.array(v, dtype=np.float32)
     for i in range(STEPS):
-        out.tensors[f"sampler.steps.{i}.x"] = mods[f"sampler.steps.{i}.x"]
+        out.tensors[f"sampler.steps.{i}.x"] = np.array(rec.tensors[f"sampler.steps.{i}.x"],
+                                                       dtype=np.float32)
     out.tensors["latents"] = np.array(latents, dtype=np.float32)
     src = out.tensors["latents"] if ref is None else ref.tensors["latents"]
     out.tensors["vae.decode(approved latents)"] = np.array(model.vae.decode(mx.array(src)),
@@ -159,14 +179,11 @@ class Row:
 def compare(cand: Outputs, base: Outputs, limits: dict[str, float] | None) -> list[Row]:
     rows = []
     for name, a in base.tensors.items():
-        c = cand.tensors[name]
+        m = measure(cand.tensors[name], a)
         stage = stage_of(name)
-        snr = snr_db(c, a)
-        err = float(np.max(np.abs(c.astype(np.float64) - a))) if a.size else 0.0
-        peak = float(np.max(np.abs(a))) or 1.0
         limit = None if limits is None else limits[stage]
-        rows.append(Row(stage, name, snr, err, err / peak, limit,
-                        limit is None or snr >= limit))
+        rows.append(Row(stage, name, m.snr_db, m.max_abs, m.max_rel, limit,
+                        limit is None or m.snr_db >= limit))  # NaN SNR fails
     return rows
 
 
@@ -183,8 +200,7 @@ def _load_tolerances(path: str) -> dict:
 
 
 def tolerances(rounding: str, path: Path = TOLERANCES_FILE) -> dict[str, float]:
-    """Minimum SNR per stage for `--expect same`. rounding: "none" (every tensor bit-equal
-    after widening), "F16" or "BF16" (the coarsest re-encoding present)."""
+    """Minimum SNR per stage for `--expect same`. rounding: "fp32" (no tensor rounded
+    coarser than float32), "fp16" or "bf16" (the coarsest re-encoding present)."""
     table = _load_tolerances(str(path))
-    key = {"none": "identical", "F16": "fp16", "BF16": "bf16"}[rounding]
-    return {stage: float(table[key][stage]) for stage in STAGES}
+    return {stage: float(table[rounding][stage]) for stage in STAGES}

@@ -190,7 +190,8 @@ def _parity(s, plots):
                  _fmt(r.full.snr_db), _fmt(r.local.snr_db), _fmt(r.full.cosine),
                  f">= {r.tolerance.snr_db:g}", "ok" if r.passed else "FAIL"] for r in res.rows]
         lo = max(0, i0 - MD_WINDOW)
-        out += [("h3", f"First divergence: {res.case}"), ("p", res.verdict()),
+        title = "First divergence" if first else "Closest to tolerance (no divergence)"
+        out += [("h3", f"{title}: {res.case}"), ("p", res.verdict()),
                 Table(["module (execution order)", "group", "shape", "SNR dB (free run)",
                        "SNR dB (on reference input)", "cosine", "tolerance", ""],
                       rows[lo:] , md_rows=2 * MD_WINDOW + 1,

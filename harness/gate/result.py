@@ -61,11 +61,12 @@ class GateResult:
     def reasons(self) -> list[str]:
         out = [f"{s.name}: {r}" for s in self.stages if s.status in (FAIL, ERROR)
                for r in (s.reasons or [s.summary])]
+        causes = bool(out)  # a skipped stage after a failure is its consequence, not news
         for name in self.required:
             s = self.stage(name)
             if s is None:
                 out.append(f"{name}: did not run")
-            elif s.status == SKIP:
+            elif s.status == SKIP and not causes:
                 out.append(f"{name}: required but skipped ({s.summary})")
         return out
 

@@ -5,9 +5,10 @@
 - Any other exception is an `error` stage: reject, with the exception in the reasons.
 - Stages after a failed structure or load stage are skipped; a skipped required stage is
   a reject.
-- With a timeout the stages run in a worker thread; when the time is up the verdict is
+- The stages run in a worker thread; with --timeout, when the time is up the verdict is
   built from the stages finished so far plus a `timeout` error (reject). The worker is a
-  daemon thread and is abandoned: MLX work cannot be interrupted from Python.
+  daemon thread and is abandoned: MLX work cannot be interrupted from Python (MLX releases
+  the GIL while it computes, so the wait ends on time).
 """
 
 from __future__ import annotations
@@ -79,6 +80,24 @@ class _Run:
         return st
 
     def __call__(self) -> None:
+        import mlx.core as mx
+
+        try:
+            # MLX streams belong to the thread that made them: this worker needs its own,
+            # and must destroy it before it ends (a stream left behind by a finished thread
+            # aborts the process at exit, mlx 0.32: "terminate called without an active
+            # exception").
+            stream = mx.new_stream(mx.default_device())
+            try:
+                with mx.stream(stream):
+                    self._run()
+            finally:
+                mx.synchronize(stream)
+                mx.clear_streams()
+        except BaseException as e:  # noqa: BLE001 - never let the worker die silently
+            self.add(Stage("worker", ERROR, reasons=[f"internal error: {type(e).__name__}: {e}"]))
+
+    def _run(self) -> None:
         try:
             self.gate.prepare()
         except BadInput as e:
@@ -102,23 +121,20 @@ def run_gate(opts: Options) -> GateResult:
     check_options(opts)
     gate = Gate(opts)
     run = _Run(gate)
-    if opts.timeout is None:
-        run()
-    else:
-        worker = threading.Thread(target=run, name="sao-gate", daemon=True)
-        worker.start()
-        worker.join(opts.timeout)
-        if worker.is_alive():
-            with run.lock:
-                run.cancelled = True
-                stages = list(gate.result.stages)
-            result = GateResult(gate.result.expect, gate.result.required, stages,
-                                dict(gate.result.subjects), list(gate.result.notes))
-            result.stages.append(Stage("timeout", ERROR, summary="timed out", reasons=[
-                f"gate did not finish within --timeout {opts.timeout:g} s "
-                f"(still in stage {run.current})"]))
-            result.timed_out = True
-            return result
+    worker = threading.Thread(target=run, name="sao-gate", daemon=True)
+    worker.start()
+    worker.join(opts.timeout)
+    if worker.is_alive():
+        with run.lock:
+            run.cancelled = True
+            stages = list(gate.result.stages)
+        result = GateResult(gate.result.expect, gate.result.required, stages,
+                            dict(gate.result.subjects), list(gate.result.notes))
+        result.stages.append(Stage("timeout", ERROR, summary="timed out", reasons=[
+            f"gate did not finish within --timeout {opts.timeout:g} s "
+            f"(still in stage {run.current})"]))
+        result.timed_out = True
+        return result
     if run.bad_input is not None:
         raise run.bad_input
     return gate.result

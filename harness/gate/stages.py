@@ -218,9 +218,8 @@ class Gate:
             if self.ckpt.spiece.read_bytes() != self.base.spiece.read_bytes():
                 st.reasons.append(f"{self.ckpt.spiece}: tokenizer differs from the approved one")
         changed = [d for d in diffs if d.kind == weightdiff.CHANGED]
-        rounded = [d for d in diffs if d.kind == weightdiff.ROUNDED]
-        coarse = {d.rounding for d in rounded}
-        self.rounding = "bf16" if "BF16" in coarse else "fp16" if coarse else "fp32"
+        coarse = {d.rounding for d in diffs if d.kind in (weightdiff.ROUNDED, weightdiff.REPARAM)}
+        self.rounding = "bf16" if "BF16" in coarse else "fp16" if "F16" in coarse else "fp32"
         st.rows = [d.to_dict() for d in sorted(diffs, key=lambda d: (d.kind == "identical",
                                                                      d.snr_db))
                    if d.kind != weightdiff.IDENTICAL]
@@ -331,7 +330,7 @@ class Gate:
         st.summary += f" (tolerance class {self.rounding})"
         for s, r in worst.items():
             if not r.passed:
-                st.fail(f"{s} drift: {r.name} SNR {r.snr_db:.1f} dB < {r.min_snr_db:g} dB "
+                st.fail(f"{s}: {r.name} SNR {r.snr_db:.1f} dB < {r.min_snr_db:g} dB "
                         f"(--expect same, {self.rounding} tolerance)")
         if st.status != FAIL:
             st.status = PASS

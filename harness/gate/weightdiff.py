@@ -6,7 +6,7 @@ Every tensor falls in one class:
 - rounded:     equal to the other's rounding to the lower-precision stored dtype (an fp16 or
                bf16 re-encode, either direction);
 - reparam:     a weight-norm pair whose g and v changed but whose fused weight g·v/‖v‖ did
-               not (beyond float32 rounding): the same conv, stored another way;
+               not (beyond the stored dtypes' rounding): the same conv, stored another way;
 - changed:     anything else, with a diagnosis of the usual export faults (transposed, chunks
                of a fused projection swapped, scaled, weight norm over the wrong dim, values
                from another checkpoint).
@@ -38,7 +38,7 @@ class TensorDiff:
     detail: str
     snr_db: float    # of the candidate against the approved tensor
     max_abs: float
-    rounding: str | None = None  # ROUNDED: the coarser stored dtype (F16, BF16)
+    rounding: str | None = None  # ROUNDED/REPARAM: the coarser stored dtype (F32, F16, BF16)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "detail": self.detail,
@@ -161,11 +161,12 @@ def diff_weights(cand: dict[str, np.ndarray], cand_dtypes: dict[str, str],
         dtypes = [cand_dtypes[name], cand_dtypes[f"{module}.weight_v"],
                   base_dtypes[name], base_dtypes[f"{module}.weight_v"]]
         # g and v each carry one rounding of the coarsest stored dtype; fusing adds a few.
-        eps = 4 * UNIT_ROUNDOFF[min(dtypes, key=lambda d: PRECISION.get(d, 3))]
+        coarse = min(dtypes, key=lambda d: PRECISION.get(d, 3))
+        eps = 4 * UNIT_ROUNDOFF[coarse]
         if np.all(np.abs(wc - wb) <= eps * np.abs(wb) + 1e-30):
             for key, d in ((name, g), (f"{module}.weight_v", v)):
-                out[key] = TensorDiff(key, REPARAM, "weight-norm re-parameterized; fused weight "
-                                      "unchanged", d.snr_db, d.max_abs)
+                out[key] = TensorDiff(key, REPARAM, f"weight-norm re-parameterized; fused weight "
+                                      f"equal up to {coarse} rounding", d.snr_db, d.max_abs, coarse)
     return list(out.values())
 
 

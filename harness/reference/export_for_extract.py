@@ -72,6 +72,17 @@ def export(model, out_dir: str | Path, quant: dict[str, str], frames: int = 16,
     return paths
 
 
+def quantize_file(src: str | Path, dst: str | Path, kind: str = "int8") -> Path:
+    """Quantize an fp32 .tflite with the recipe `export` uses, in a process that no longer holds
+    the torch model (the full DiT's in-process quantization needs more than 11 GB)."""
+    from litert_torch.quantize.translate_recipe import (quantize_model,
+                                                        translate_to_ai_edge_recipe)
+
+    recipe = translate_to_ai_edge_recipe(quant_config(kind).generative_recipe)
+    Path(dst).write_bytes(quantize_model(Path(src).read_bytes(), recipe))
+    return Path(dst)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", nargs="?", type=Path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -83,7 +84,12 @@ def run(args) -> Path:
         if args.synth:
             from harness.weights.synth import write_checkpoint
 
+            from harness.model.config import PRESETS
+
             preset, _, seed = args.synth.partition(":")
+            if preset not in PRESETS or not (seed or "0").isdigit():
+                raise BadInput(None, f"--synth {args.synth!r}: expected PRESET[:SEED] with "
+                                     f"PRESET one of {sorted(PRESETS)}")
             synth = {"preset": preset, "seed": int(seed or 0)}
             ckpt_dir = write_checkpoint(preset, synth["seed"], Path(tmp) / "checkpoint")
         if not ckpt_dir:
@@ -91,11 +97,11 @@ def run(args) -> Path:
         ckpt = read_checkpoint(ckpt_dir)
         cond_cfg = {c["id"]: c for c in ckpt.config["model"]["conditioning"]["configs"]}
         max_length = int(cond_cfg["prompt"]["config"].get("max_length", 128))
-        inputs = make_inputs(seed=args.seed, io_channels=int(ckpt.config["model"]["io_channels"]),
-                             frames=args.frames, steps=args.steps, max_length=max_length,
-                             vocab_size=args.vocab_size or int(ckpt.t5_config["vocab_size"]),
-                             lengths=lengths,
-                             seconds=seconds)
+        inputs = _inputs(make_inputs, seed=args.seed,
+                         io_channels=int(ckpt.config["model"]["io_channels"]), frames=args.frames,
+                         steps=args.steps, max_length=max_length,
+                         vocab_size=args.vocab_size or int(ckpt.t5_config["vocab_size"]),
+                         lengths=lengths, seconds=seconds)
         tensors = _record_reference(args, ckpt, inputs, max_length, Path(tmp))
         settings = _settings(args, inputs)
         manifest = build_manifest(
@@ -104,6 +110,15 @@ def run(args) -> Path:
             weights={"synth": synth, "sha256": ckpt.sha256, "preset": ckpt.preset},
             config=ckpt.config, t5_config=ckpt.t5_config)
         return write_golden(args.root, args.case, tensors, manifest, overwrite=args.force)
+
+
+def _inputs(make_inputs, **kwargs):
+    if kwargs["frames"] < 1 or kwargs["steps"] < 1:
+        raise BadInput(None, "--frames and --steps must be at least 1")
+    try:
+        return make_inputs(**kwargs)
+    except ValueError as e:  # prompt lengths / seconds that do not fit
+        raise BadInput(None, str(e)) from None
 
 
 def _settings(args, inputs) -> dict:
@@ -154,7 +169,7 @@ def _run_arm(args, lengths, seconds) -> Path:
     x = pipe.latent_shape()
     from harness.model.config import FULL
 
-    inputs = make_inputs(seed=args.seed, io_channels=x[1], frames=x[2], steps=args.steps,
+    inputs = _inputs(make_inputs, seed=args.seed, io_channels=x[1], frames=x[2], steps=args.steps,
                          max_length=FULL.max_length,
                          vocab_size=args.vocab_size or FULL.t5.vocab_size,
                          lengths=lengths, seconds=seconds)
@@ -171,7 +186,6 @@ def _run_arm(args, lengths, seconds) -> Path:
 def _quiet() -> None:
     """The reference stack logs a lot on import (oneDNN, torchao, pytree); keep errors only."""
     import logging
-    import os
     import warnings
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -182,6 +196,17 @@ def _quiet() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.reference import clean_env, foreign_blas_loaded
+
+    if foreign_blas_loaded() and argv is None and not os.environ.get("SAO_REFERENCE_CLEAN"):
+        # Restart once without the OpenBLAS preload: torch must use its own (pinned) MKL.
+        env = dict(clean_env(os.environ), SAO_REFERENCE_CLEAN="1")
+        os.execve(sys.executable, [sys.executable, "-m", "harness.reference.record",
+                                   *sys.argv[1:]], env)
+    if foreign_blas_loaded():
+        print("sao-harness: error: OpenBLAS is preloaded (LD_PRELOAD); torch's MKL sgemm would "
+              "be replaced and the recording would not be reproducible", file=sys.stderr)
+        return 2
     _quiet()
     p = argparse.ArgumentParser(prog="python -m harness.reference.record",
                                 description=__doc__.splitlines()[0])

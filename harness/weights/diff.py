@@ -26,7 +26,7 @@ from harness.errors import BadInput
 from harness.model.config import ModelConfig
 from harness.weights.convert import fuse_pair
 from harness.weights.tflite import (FORMAT, Extraction, Value, bound, extract, read_extraction,
-                                    tflite_files)
+                                    short_name, tflite_files)
 
 EPS32 = 2.0 ** -24
 
@@ -324,7 +324,7 @@ def report(d: Diff, show: int = 10) -> str:
         lines.append(f"closest to their bound among the {len(same)} same tensors:")
         lines += [_row(r) for r in same[: min(show, 5)]]
     for u in d.unmapped[:show]:
-        lines.append(f"unmapped in {u['side']}: {u['file']}:{u['tensor']} {u['shape']} "
+        lines.append(f"unmapped in {u['side']}: {u['file']}:{short_name(u['tensor'])} {u['shape']} "
                      f"{u['dtype']} ({u['reason']})")
     if len(d.unmapped) > show:
         lines.append(f"... and {len(d.unmapped) - show} more unmapped")

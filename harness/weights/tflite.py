@@ -47,8 +47,10 @@ STEP_PREFIX = "__step__."  # int8 quantization step of tensor X, broadcastable t
 T5_PREFIX = "conditioner.conditioners.prompt.model."
 SNAKE_EPS = 1e-9  # SnakeBeta: x + 1/(exp(beta) + 1e-9) * sin(exp(alpha) x)^2
 
-# Relative half-ulp of each float storage type: the bound on rounding a value into it.
+# Rounding a value x into each float storage type moves it by at most REL·|x| (half an ulp),
+# or half the subnormal spacing, FLOOR, for values below the normal range.
 REL = {"float32": 2.0 ** -24, "float16": 2.0 ** -11, "bfloat16": 2.0 ** -8, "int8": 0.0}
+FLOOR = {"float32": 2.0 ** -150, "float16": 2.0 ** -25, "bfloat16": 2.0 ** -134, "int8": 0.0}
 # fp32 arithmetic allowed on top for a value the converter computed (exp, cos) and we invert.
 CALC_ABS = 2.0 ** -21
 
@@ -254,7 +256,7 @@ def _dequantize(g: Graph, t: Tensor) -> Value | None:
     if raw is None:
         return None
     if raw.dtype.kind == "f":
-        storage = {np.float16: "float16", np.float64: "float32"}.get(raw.dtype.type, "float32")
+        storage = "float16" if raw.dtype == np.float16 else "float32"  # float64 is cast to fp32
         return Value(raw.astype(np.float32), storage, rel=REL[storage])
     if raw.dtype == np.uint16 and t.type == 18:  # bfloat16
         return Value((raw.astype(np.uint32) << 16).view(np.float32), "bfloat16", rel=REL["bfloat16"])
@@ -702,7 +704,9 @@ def _content_match(leaf: Leaf, role: str, key: Key, reference: dict[str, np.ndar
 def bound(v: Value, ref: np.ndarray | None = None) -> np.ndarray:
     """Per-element bound of the storage error of v (broadcast to its shape)."""
     mag = np.abs(v.value.astype(np.float64))
-    b = v.rel * mag + v.abs
+    b = v.rel * (1 + 2 * v.rel) * mag + v.abs  # |true| <= |stored|·(1 + rel)
+    if v.rel:
+        b = b + FLOOR.get(v.storage, 0.0)
     if v.step is not None:
         b = b + np.broadcast_to(v.step.astype(np.float64), v.value.shape) / 2 * (1 + 2.0 ** -16) \
             + 2.0 ** -22 * mag  # fp32 rounding of scale·q
@@ -768,6 +772,11 @@ def extract(path: str | Path, config: ModelConfig | None = None,
         if best is None or len(ex.tensors) > len(best[0].tensors):
             best = (ex, namer)
     ex, namer = best
+    if config is None and len(ex.unmapped) > len(ex.tensors):
+        raise BadInput(path, f"the files fit none of the presets {', '.join(PRESETS)} (best: "
+                             f"{ex.config.preset}, {len(ex.tensors)} tensors mapped, "
+                             f"{len(ex.unmapped)} not); pass --config (a checkpoint dir or "
+                             "model_config.json) or --reference")
     if not ex.tensors:
         raise BadInput(path, "no constant tensor maps to an official weight of the "
                              + ("given config" if config else " or ".join(PRESETS) + " preset")

@@ -6,6 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+SHOW = 10  # missing / unmapped tensors listed in text output
+
 
 def register(sub) -> None:
     p = sub.add_parser("weights", help="weights in Arm-style TFLite files vs a checkpoint")
@@ -36,7 +38,7 @@ def register(sub) -> None:
 
 
 def cmd_extract(args) -> int:
-    from harness.weights.tflite import extract, load_config, write_extraction
+    from harness.weights.tflite import extract, load_config, short_name, write_extraction
 
     cfg = load_config(args.config) if args.config else None
     ref = None
@@ -77,11 +79,14 @@ def cmd_extract(args) -> int:
                                                           summary["transforms"].items()))
     if ex.zero_biases:
         print(f"  {len(ex.zero_biases)} zero bias(es) added by the converter to bias-free layers")
-    for m in ex.missing:
+    for m in ex.missing[:SHOW]:
         print(f"  missing: {m}")
-    for u in ex.unmapped:
-        print(f"  unmapped: {u['file']}:{u['tensor']} {u['shape']} {u['dtype']} "
+    for u in ex.unmapped[:SHOW]:
+        print(f"  unmapped: {u['file']}:{short_name(u['tensor'])} {u['shape']} {u['dtype']} "
               f"used by {','.join(u['used_by'])} ({u['reason']})")
+    more = max(0, len(ex.missing) - SHOW) + max(0, len(ex.unmapped) - SHOW)
+    if more:
+        print(f"  ... and {more} more missing/unmapped (--json lists all)")
     print(f"wrote {args.out}")
     return 0
 

@@ -29,11 +29,14 @@ def main() -> None:
     ap.add_argument("--preset", default="tiny", choices=("tiny", "full"))
     ap.add_argument("--frames", type=int, default=None)
     ap.add_argument("--corruptions", action="store_true", help="also the corruptions")
+    ap.add_argument("--only", nargs="*", default=None, help="only these variants")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="calib-"))
     base = write_checkpoint(args.preset, 0, tmp / "base")
     variants = {"fp16-dit": gv.fp16_dit, "bf16-dit": gv.bf16_dit, "fp32-vae": gv.fp32_vae,
                 "fp16-cond+t5": gv.fp16_conditioning, "vae-fp32-orig": gv.vae_fp32_original,
+                "reparam-vae": gv.reparam_vae, "bf16-cond+t5": gv.bf16_conditioning,
+                "bf16-vae": gv.bf16_vae,
                 "reversed-keys": gv.reversed_keys, "same-again": None}
     if args.corruptions:
         other = write_checkpoint(args.preset, 1, tmp / "other")
@@ -41,6 +44,8 @@ def main() -> None:
                          "scaled-1.25": gv.scaled, "scaled-1.01": lambda s, d: gv.scaled(s, d, 1.01),
                          "foreign": lambda s, d: gv.foreign_tensor(s, d, other),
                          "weight-g-dim": gv.weight_g_wrong_dim, "seed1": None})
+    if args.only:
+        variants = {k: v for k, v in variants.items() if k in args.only}
     model, ckpt = load_model(base)
     frames = args.frames or drift.default_frames(ckpt.config)
     probe = drift.make_probe(ckpt.config, ckpt.spiece, frames)

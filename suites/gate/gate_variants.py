@@ -94,13 +94,21 @@ def fp32_vae(src, dst):
     return rewrite(src, dst, cast(VAE, "F32"))
 
 
-def fp16_conditioning(src, dst):
+def fp16_conditioning(src, dst, dtype="F16"):
     """The number conditioner and the whole T5 encoder (its own file) in fp16."""
-    rewrite(src, dst, cast("conditioner.", "F16"))
+    rewrite(src, dst, cast("conditioner.", dtype))
     t5 = dst / "t5" / "model.safetensors"
     tensors, dtypes = read(t5)
-    write_raw(t5, tensors, {k: "F16" for k in dtypes})
+    write_raw(t5, tensors, {k: dtype for k in dtypes})
     return dst
+
+
+def bf16_conditioning(src, dst):
+    return fp16_conditioning(src, dst, "BF16")
+
+
+def bf16_vae(src, dst):
+    return rewrite(src, dst, cast(VAE, "BF16"))
 
 
 def vae_fp32_original(src, dst, seed=7):
@@ -111,9 +119,29 @@ def vae_fp32_original(src, dst, seed=7):
     def edit(t, d):
         for k in t:
             if k.startswith(VAE):
-                ulp = np.spacing(np.abs(t[k]).astype(np.float16)).astype(np.float32)
-                t[k] = t[k] + rng.uniform(-0.49, 0.49, t[k].shape).astype(np.float32) * ulp
+                a = np.abs(t[k]).astype(np.float16)
+                # the smaller gap either side (at a power of two the one below is half)
+                gap = np.minimum(np.spacing(a), a - np.nextafter(a, np.float16(0)))
+                gap = np.where(a == 0, np.spacing(a), gap).astype(np.float32)
+                t[k] = t[k] + rng.uniform(-0.49, 0.49, t[k].shape).astype(np.float32) * gap
                 d[k] = "F32"
+    return rewrite(src, dst, edit)
+
+
+def reparam_vae(src, dst):
+    """Every VAE weight-norm pair stored as g = ||w|| (per dim 0), v = w, in fp32: the same
+    convolutions (w = g v / ||v||) written another way."""
+    from harness.weights.convert import fuse_pair
+
+    def edit(t, d):
+        for k in [k for k in t if k.startswith(VAE) and k.endswith(".weight_g")]:
+            m = k[: -len(".weight_g")]
+            w = fuse_pair(t[k], t[f"{m}.weight_v"])
+            axes = tuple(range(1, w.ndim))
+            t[k] = np.sqrt(np.sum(w.astype(np.float64) ** 2, axis=axes, keepdims=True)).astype(
+                np.float32)
+            t[f"{m}.weight_v"] = w
+            d[k] = d[f"{m}.weight_v"] = "F32"
     return rewrite(src, dst, edit)
 
 

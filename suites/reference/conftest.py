@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+import harness.reference  # noqa: F401  (pins MKL reproducibility before torch loads MKL)
+
 REFERENCE_ENV = ("needs the reference venv (torch 2.13 + stable-audio-tools 0.0.19 + litert-torch): "
                  "bash harness/reference/install_env.sh VENV, then VENV/bin/python -m pytest")
 
@@ -17,7 +19,13 @@ def require_torch():
 @pytest.fixture(scope="session")
 def tiny_reference(tiny_checkpoint):  # tiny_checkpoint: the root conftest's seeded synth
     require_torch()
+    from harness.reference import foreign_blas_loaded
     from harness.reference.build import load_reference
+
+    if foreign_blas_loaded():
+        pytest.fail("OpenBLAS is preloaded (LD_PRELOAD): it replaces torch's MKL sgemm, so "
+                    "recordings would not reproduce the goldens; run the reference suite with "
+                    "`env -u LD_PRELOAD -u OPENBLAS_CORETYPE`")
 
     return load_reference(tiny_checkpoint)  # (model, Checkpoint)
 

@@ -3,6 +3,8 @@ official module path in execution order."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -28,6 +30,26 @@ def test_deterministic(tiny_reference, recording):
     assert list(again) == list(first)
     for name in first:
         assert first[name].tobytes() == again[name].tobytes(), name
+
+
+def test_same_bytes_in_another_process(tiny_checkpoint, recording, tmp_path):
+    """Goldens must re-record bit for bit: a fresh process (other buffer alignment, MKL
+    initialised anew) gives the bytes this process recorded."""
+    import subprocess
+    import sys
+
+    from harness.compare.store import load_golden
+
+    inputs, first = recording
+    cmd = [sys.executable, "-m", "harness.reference.record", "--checkpoint", str(tiny_checkpoint),
+           "--case", "again", "--root", str(tmp_path), "--frames", "16", "--steps", "4",
+           "--lengths", "3,64", "--seconds", "2.5,300"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = load_golden("again", tmp_path)
+    assert list(again.tensors) == list(first)
+    for name in first:
+        assert again[name].tobytes() == first[name].tobytes(), name
 
 
 def test_names_in_execution_order(recording):
@@ -106,3 +128,26 @@ def test_euler_steps(tiny_reference):
         x = x + (sched[i + 1] - sched[i]) * t[f"sampler.steps.{i}.v"]
         np.testing.assert_array_equal(t[f"sampler.steps.{i}.x"], x)
     assert not any(n.endswith(".denoised") for n in t)
+
+
+def test_committed_golden_re_records_bit_for_bit(tmp_path):
+    """golden/tiny-torch is what the official code computes today from synth tiny seed 0."""
+    import subprocess
+    import sys
+
+    from harness.compare.store import load_golden
+    from harness.reference import clean_env
+
+    committed = load_golden("tiny-torch")
+    s = committed.manifest["settings"]
+    cmd = [sys.executable, "-m", "harness.reference.record", "--synth", "tiny:0", "--case", "re",
+           "--root", str(tmp_path), "--frames", str(s["frames"]), "--steps", str(s["steps"]),
+           "--seed", str(s["seed"]), "--lengths", ",".join(map(str, s["prompt_lengths"])),
+           "--seconds", ",".join(map(str, s["seconds_total"]))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(os.environ))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = load_golden("re", tmp_path)
+    assert again.manifest["weights"]["sha256"] == committed.manifest["weights"]["sha256"], \
+        "harness.weights.synth changed since golden/ was recorded: re-record the tiny goldens"
+    for name in committed.tensors:
+        assert again[name].tobytes() == committed[name].tobytes(), name

@@ -25,6 +25,8 @@ import numpy as np
 import pytest
 
 from cli_util import Result, assert_one_line_error
+from harness.errors import BadInput
+from harness.weights.diff import run_diff
 from harness.weights.load import sha256_file
 from harness.weights.safetensors_io import read_safetensors, write_safetensors
 from harness.weights.synth import write_checkpoint
@@ -45,9 +47,9 @@ def weights_cli(*args) -> Result:
 
 
 def diff_json(a, b) -> tuple[int, dict]:
-    res = weights_cli("diff", a, b, "--json")
-    assert res.code in (0, 1), res.err
-    return res.code, json.loads(res.out)
+    """In process (the CLI's own function and JSON), exit code as the CLI returns it."""
+    d = run_diff(a, b)
+    return (0 if d.same else 1), json.loads(json.dumps(d.as_dict()))
 
 
 def perturb_checkpoint(src: Path, dst: Path, key: str, index, delta: float) -> Path:
@@ -104,6 +106,8 @@ def test_micro_int8_export_is_the_same_weights(micro_ckpt):
     assert all(t["same"] for t in d["tensors"])
     text = weights_cli("diff", MICRO, micro_ckpt)
     assert text.code == 0 and text.out.rstrip().endswith(SAME_INT8)
+    res = weights_cli("diff", micro_ckpt, MICRO, "--json")
+    assert res.code == 0 and json.loads(res.out)["verdict"] == "same"
 
 
 def test_micro_extracted_file_diffs_like_the_directory(micro_ckpt, tmp_path):
@@ -162,6 +166,11 @@ def test_micro_dit_alone_is_compared_alone(micro_ckpt, tmp_path):
     code, d = diff_json(tmp_path / "t", micro_ckpt)
     assert code == 0 and all(t["name"].startswith("model.model.") for t in d["tensors"])
     assert any(n.startswith("pretransform.") for n in d["only_in_b"])
+
+
+def test_micro_without_its_config_is_refused_not_guessed():
+    with pytest.raises(BadInput, match="fit none of the presets .* pass --config"):
+        extract(MICRO)
 
 
 # -- naming: Arm's own wrappers differ from ours above the official modules ----------------------

@@ -1,0 +1,140 @@
+"""The report: report.md (the CI job summary), report.html with its plots, junit.xml.
+
+One rich report is made: swapped q/k chunks judged as an update against goldens that
+say what the candidate should compute (the committed tiny-torch case, relabelled with the
+candidate's sha256), so every section is present: a first divergence, per-layer plots,
+drift, audio checks with spectrograms.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import gate_variants as gv
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.weights.load import sha256_file
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(approved, golden_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    cand = gv.qk_swapped(approved, tmp / "qk")
+    goldens = tmp / "goldens"
+    shutil.copytree(golden_dir / "tiny-torch", goldens / "tiny-torch")
+    manifest = json.loads((goldens / "tiny-torch" / "manifest.json").read_text())
+    manifest["weights"]["sha256"]["model.safetensors"] = sha256_file(cand / "model.safetensors")
+    (goldens / "tiny-torch" / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp / "out"
+    code = main(["gate", str(cand), "--baseline", str(approved), "--expect", "update",
+                 "--golden-dir", str(goldens), "--frames", "512", "--report", str(out)])
+    return code, out
+
+
+def test_report_files_and_verdict(report):
+    code, out = report
+    assert code == 1
+    result = json.loads((out / "result.json").read_text())
+    assert result["verdict"] == "reject"
+    assert any(r.startswith("parity: golden tiny-torch: first divergence: "
+                            "model.model.transformer.layers.0.self_attn") for r in result["reasons"])
+    for name in ("report.md", "report.html", "junit.xml", "per_layer_parity.png",
+                 "per_layer_drift.png", "spectrograms.png"):
+        assert (out / name).is_file(), name
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == PNG and png.stat().st_size > 10_000
+
+
+def test_markdown_sections_and_tables(report):
+    _, out = report
+    md = (out / "report.md").read_text()
+    for heading in ("# Weight gate: REJECT", "## Reasons", "## Stages", "## Structure",
+                    "## Weights vs the approved checkpoint", "## Parity with the reference's goldens",
+                    "### First divergence: tiny-torch", "## Drift vs the approved checkpoint",
+                    "## Audio checks on generated audio"):
+        assert heading + "\n" in md, heading
+    assert "**>** model.model.transformer.layers.0.self_attn" in md  # the first divergence row
+    # Every table row has as many cells as its header (escaped pipes do not split cells).
+    for block in re.findall(r"((?:^\|.*\|\n)+)", md, flags=re.M):
+        widths = {len(re.split(r"(?<!\\)\|", line)) for line in block.splitlines()}
+        assert len(widths) == 1, block[:300]
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (out / image).is_file(), image
+    assert len(md.encode()) < 1024 * 1024  # GitHub's job-summary limit per step
+
+
+def test_markdown_renders_as_job_summary(report):
+    """GitHub renders the summary as GFM: every table, heading and image must survive."""
+    markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py not installed")
+    _, out = report
+    md = (out / "report.md").read_text()
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render(md)
+    n_tables = len(re.findall(r"^\|---", md, flags=re.M))
+    assert html.count("<table>") == n_tables > 4
+    assert html.count("<img ") == len(re.findall(r"!\[", md)) == 3
+    assert html.count("<h2>") == md.count("\n## ")
+    assert "<code>" in html  # the sha256 and paths
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.tables = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        self.tables += tag == "table"
+
+
+def test_html_is_self_contained(report):
+    _, out = report
+    p = _Collect()
+    p.feed((out / "report.html").read_text())
+    assert p.tables > 4
+    assert len(p.images) == 3
+    for src in p.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG
+
+
+def test_junit_xml(report):
+    _, out = report
+    suite = ET.parse(out / "junit.xml").getroot()
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert set(cases) == {"structure", "load", "weights", "parity", "drift", "audio", "verdict"}
+    assert cases["parity"].find("failure") is not None
+    assert cases["verdict"].find("failure") is not None
+    assert cases["structure"].find("failure") is None
+    assert int(suite.get("failures")) >= 2 and int(suite.get("tests")) == 7
+
+
+def test_html_opens_in_chromium(report, tmp_path):
+    """Headless Chromium loads the report with its plots (a screenshot that is not blank)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("missing: chromium (apt-get install chromium) to render report.html")
+    _, out = report
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1280,4000",
+                           (out / "report.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file(), proc.stderr.decode()[-2000:]
+    import matplotlib.image as mpimg
+
+    pixels = mpimg.imread(shot)
+    assert pixels.shape[0] >= 4000 and pixels.shape[1] >= 1280
+    # The plots make the page far from blank: many distinct colours in its lower part.
+    lower = (pixels[1500:, :, :3] * 255).astype(np.uint8).reshape(-1, 3)
+    assert len(np.unique(lower[:: 7], axis=0)) > 500
