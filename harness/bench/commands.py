@@ -90,36 +90,35 @@ def cmd_bench(args) -> int:
     from harness.bench.peers import PEER_IMPLS, peer_rows
     from harness.bench.plan import PEER_STAGES, STAGES, VAE_FRAMES, stage_frames
     from harness.blas import blas_advice
-    from harness.weights.load import load_model
+    from harness.weights.load import load_model, open_checkpoint
     from harness.weights.synth import default_checkpoint
 
     stages = _names(args.stages, STAGES, "stages") if args.stages else None
     impls = [] if args.peers == "none" else _names(args.peers, PEER_IMPLS, "peers")
-    vae_frames = args.vae_frames or VAE_FRAMES
+    vae_frames = VAE_FRAMES if args.vae_frames is None else args.vae_frames
     if vae_frames < 1:
         raise BadInput(None, f"--vae-frames must be >= 1, got {vae_frames}")
     load_before = load_average()
-    model, ckpt = load_model(args.weights or default_checkpoint(args.config))
+    ckpt = open_checkpoint(args.weights or default_checkpoint(args.config))
     preset = ckpt.config.preset
     stages = stages or default_stages(preset)
+    frames = {s: stage_frames(s, ckpt.config, vae_frames) for s in stages}
+    # Peers first, in their own process: the full-size torch model plus a LiteRT export need
+    # several GB, which this process must not be holding at the same time.
+    peer, info = peer_rows(ckpt.root, preset, [s for s in stages if s in PEER_STAGES], frames,
+                           vae_frames, args.cache_dir, impls, progress=not args.json)
+    rows = [r.as_dict() for r in peer]
     log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
 
     from harness.bench.stages import build_stages, measure
 
-    rows = []
+    model, _ = load_model(ckpt.model_file)
     for name, stage in build_stages(model, stages, vae_frames).items():
         log(f"[bench] mlx {name}")
         rows.append(measure(stage, preset).as_dict())
-    del model  # free its memory before the peers load theirs
-    import mlx.core as mx
-
-    mx.clear_cache()
-    frames = {s: stage_frames(s, ckpt.config, vae_frames) for s in stages}
-    peer, info = peer_rows(ckpt.root, preset, [s for s in stages if s in PEER_STAGES], frames,
-                           vae_frames, args.cache_dir, impls, progress=not args.json)
     order = {(s, i): n for n, (s, i) in enumerate(
         (s, i) for s in STAGES for i in ("mlx", *PEER_IMPLS))}
-    rows = sorted(rows + [r.as_dict() for r in peer], key=lambda r: order[r["stage"], r["impl"]])
+    rows = sorted(rows, key=lambda r: order[r["stage"], r["impl"]])
     ratios(rows)
     skipped = [] if args.stages else [s for s in STAGES if s not in stages]
     result = {"rows": rows, "config": preset, "checkpoint": str(ckpt.root), "skipped": skipped,

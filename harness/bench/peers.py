@@ -56,6 +56,10 @@ def peer_rows(checkpoint: Path, preset: str, stages: list[str], frames: dict[str
     out = proc.stdout.read()
     code = proc.wait()
     lines = [l for l in out.splitlines() if l.strip()]
+    if code < 0:  # killed: on Linux SIGKILL is nearly always the out-of-memory killer
+        why = "out of memory?" if -code == 9 else "killed"
+        return _note_rows(stages, impls, preset, frames,
+                          f"peer run killed by signal {-code} ({why})"), {}
     if code != 0 or not lines:
         last = next((l for l in reversed(tail) if l.strip()), "no output")
         return _note_rows(stages, impls, preset, frames,

@@ -15,7 +15,9 @@ from typing import Callable
 import mlx.core as mx
 import numpy as np
 
-from harness.bench.plan import DIT_FRAMES, STAGES, STEPS, VAE_FRAMES, fixed_inputs, stage_frames
+from harness.bench.plan import (DIT_FRAMES, STAGES, STEPS, VAE_FRAMES, fixed_inputs, rounds_for,
+                                stage_frames)
+from harness.bench.runner import Row, timing_row
 from harness.model.sampler import cfg_denoiser, logsnr_schedule, sample
 
 
@@ -82,11 +84,8 @@ def build_stages(model, names=STAGES, vae_frames: int = VAE_FRAMES) -> dict[str,
     return stages
 
 
-def measure(stage: Stage, preset: str, rounds: tuple[int, int] | None = None):
+def measure(stage: Stage, preset: str, rounds: tuple[int, int] | None = None) -> Row:
     """One MLX table row: min/median over the plan's rounds and the MLX allocator's peak."""
-    from harness.bench.plan import rounds_for
-    from harness.bench.runner import timing_row
-
     warmup, n = rounds or rounds_for(preset, stage.name)
     mx.reset_peak_memory()
     row = timing_row(stage.name, "mlx", preset, stage.fn, n, warmup, stage.frames)

@@ -189,7 +189,7 @@ def teacher_forcing(reference: dict[str, np.ndarray], path: Path):
         return y
 
     patched = [m for m in list(sys.modules.values())
-               if m is not None and vars(m).get("tap") is original]
+               if getattr(m, "__dict__", {}).get("tap") is original]
     for m in patched:
         m.tap = forced_tap
     try:

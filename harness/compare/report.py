@@ -13,7 +13,8 @@ def _db(x: float) -> str:
 
 def _row_json(r: Row) -> dict:
     return {"name": r.name, "group": r.group, "shape": list(r.shape),
-            "tolerance": {"snr_db": r.tolerance.snr_db, "cosine": r.tolerance.cosine},
+            "tolerance": {"snr_db": r.tolerance.snr_db, "cosine": r.tolerance.cosine,
+                          "measured_db": r.tolerance.measured_db},
             "metrics": r.full.to_dict(), "passed": r.passed,
             "replay": r.local.to_dict(), "replay_passed": r.local_passed}
 

@@ -53,7 +53,7 @@ def _cli_process() -> bool:
 
 
 def cmd_gate(args) -> int:
-    from harness.gate.report import prepare_dir, write_report
+    from harness.gate.report import prepare_dir, write_minimal, write_report
     from harness.gate.runner import run_gate
     from harness.gate.stages import Options
 
@@ -69,6 +69,7 @@ def cmd_gate(args) -> int:
             result.stages.append(Stage("report", ERROR, summary="report not written", reasons=[
                 f"internal error: {type(e).__name__}: {e}"], data={"traceback":
                                                                    traceback.format_exc()}))
+            write_minimal(result, report_dir)  # no file left saying anything but reject
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))
     else:
@@ -77,6 +78,8 @@ def cmd_gate(args) -> int:
             print(f"  {s.name:<10} {s.status.upper():<5} {s.summary}")
         for r in result.reasons:
             print(f"  - {r}")
+        if report_dir is not None:
+            print(f"report: {report_dir / 'report.html'}")
     if result.timed_out and _cli_process():
         # The worker thread may still be inside MLX: leave without running its teardown.
         sys.stdout.flush()

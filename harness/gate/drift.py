@@ -121,9 +121,11 @@ def _thin(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(-1)[:: -(-x.size // MODULE_SAMPLES)])
 
 
-def run_probes(model, probe: Probe, ref: Outputs | None = None) -> Outputs:
+def run_probes(model, probe: Probe, ref: Outputs | None = None, *,
+               isolated: bool = True) -> Outputs:
     """All stage outputs of `model`; with `ref` (the approved model's outputs) the isolated
-    stages are fed the approved conditioning and latents."""
+    stages are fed the approved conditioning and latents. isolated=False: only the end-to-end
+    run (conditioning, trajectory, audio), for a candidate with nothing to compare against."""
     import mlx.core as mx
 
     from harness.model.capture import recording
@@ -142,7 +144,7 @@ def run_probes(model, probe: Probe, ref: Outputs | None = None) -> Outputs:
         cross = ref.tensors["conditioner.cross_attn_cond"]
         glob = ref.tensors["conditioner.global_cond"]
     cross_mx, glob_mx = mx.array(cross), mx.array(glob)
-    for i in DIT_STEPS:
+    for i in DIT_STEPS if isolated else ():
         t = float(probe.t[i])
         x = mx.array((1.0 - t) * probe.z0 + t * probe.noise)
         v = model.dit(x, mx.full((x.shape[0],), t, dtype=mx.float32), cross_mx, glob_mx)
@@ -151,9 +153,10 @@ def run_probes(model, probe: Probe, ref: Outputs | None = None) -> Outputs:
         out.tensors[f"sampler.steps.{i}.x"] = np.array(rec.tensors[f"sampler.steps.{i}.x"],
                                                        dtype=np.float32)
     out.tensors["latents"] = np.array(latents, dtype=np.float32)
-    src = out.tensors["latents"] if ref is None else ref.tensors["latents"]
-    out.tensors["vae.decode(approved latents)"] = np.array(model.vae.decode(mx.array(src)),
-                                                          dtype=np.float32)
+    if isolated:
+        src = out.tensors["latents"] if ref is None else ref.tensors["latents"]
+        out.tensors["vae.decode(approved latents)"] = np.array(model.vae.decode(mx.array(src)),
+                                                              dtype=np.float32)
     out.tensors["audio"] = np.array(audio, dtype=np.float32)
     out.modules = mods
     return out

@@ -29,7 +29,8 @@ class Table:
     header: list[str]
     rows: list[list]
     caption: str = ""
-    md_rows: int | None = None  # Markdown shows only this many rows (HTML shows all)
+    md_rows: int | None = None  # Markdown shows only this many rows (HTML shows all)...
+    md_start: int = 0           # ...from this one
 
 
 @dataclass
@@ -61,44 +62,52 @@ def _pyplot():
     return plt
 
 
-def plot_per_layer(series: list[tuple[str, list[tuple[str, float]], list[float] | None]],
-                   path: Path, title: str, marks: list[str | None] | None = None) -> Path:
+def plot_per_layer(series: list[tuple], path: Path, title: str,
+                   marks: list[str | None] | None = None) -> Path:
     """SNR by module in execution order; one panel per series (label, [(module, snr)],
-    tolerance per module or None). Modules below their tolerance are drawn red."""
+    tolerance per module or None[, SNR on the reference's own input per module]). Modules
+    below their tolerance are drawn red."""
     plt = _pyplot()
-    fig, axes = plt.subplots(len(series), 1, figsize=(12, 3.2 * len(series)), squeeze=False)
-    for k, (ax, (label, points, tol)) in enumerate(zip(axes[:, 0], series)):
+    fig, axes = plt.subplots(len(series), 1, figsize=(13, 4.4 * len(series)), squeeze=False)
+    for k, (ax, entry) in enumerate(zip(axes[:, 0], series)):
+        label, points, tol = entry[:3]
+        local = entry[3] if len(entry) > 3 else None
+        names = [n for n, _ in points]
         x = np.arange(len(points))
         y = np.array([_db(v) for _, v in points])
         ax.plot(x, y, "-", color="0.6", lw=0.8)
-        bad = np.array([tol is not None and v < t for v, t in zip(y, tol or [0] * len(y))])
-        ax.scatter(x[~bad], y[~bad], s=12, color="tab:blue", label="SNR", zorder=3)
+        bad = np.array([tol is not None and v < t for v, t in zip(y, tol or [0] * len(y))],
+                       dtype=bool)
+        ax.scatter(x[~bad], y[~bad], s=14, color="tab:blue", label="SNR", zorder=3)
         if bad.any():
             ax.scatter(x[bad], y[bad], s=18, color="tab:red", label="below tolerance", zorder=4)
+        if local is not None:
+            ax.scatter(x, [_db(v) for v in local], s=22, facecolors="none", edgecolors="tab:green",
+                       label="SNR on the reference's input (local)", zorder=2)
         if tol is not None:
             ax.step(x, [_db(t) for t in tol], where="mid", color="tab:orange", lw=1,
                     label="tolerance")
         mark = (marks or [None] * len(series))[k]
-        if mark is not None and mark in [n for n, _ in points]:
-            i = [n for n, _ in points].index(mark)
+        if mark is not None and mark in names:
+            i = names.index(mark)
             ax.axvline(i, color="tab:red", ls="--", lw=1)
-            ax.annotate(f"first divergence\n{mark}", (i, ax.get_ylim()[0]), fontsize=7,
-                        color="tab:red", xytext=(4, 4), textcoords="offset points")
-        groups = [n.split(".")[0] if not n.startswith("model.model") else "dit"
-                  for n, _ in points]
-        starts = [i for i, g in enumerate(groups) if i == 0 or groups[i - 1] != g]
-        for i in starts:
-            ax.axvline(i - 0.5, color="0.85", lw=0.8, zorder=0)
-            ax.text(i, 1.0, groups[i], transform=ax.get_xaxis_transform(), fontsize=7,
-                    va="bottom", color="0.4")
+            ax.annotate(f"first divergence: {mark}", (i, 0.97), xycoords=("data", "axes fraction"),
+                        fontsize=7, color="tab:red", xytext=(4, 0), textcoords="offset points",
+                        va="top")
+        groups = [n.split(".")[0] if not n.startswith("model.model") else "dit" for n in names]
+        for i, g in enumerate(groups):
+            if i == 0 or groups[i - 1] != g:
+                ax.axvline(i - 0.5, color="0.85", lw=0.8, zorder=0)
+                ax.text(i, 1.0, g, transform=ax.get_xaxis_transform(), fontsize=7,
+                        va="bottom", color="0.4")
         ax.set_ylabel("SNR dB")
         ax.set_title(label, fontsize=9, pad=14)
         ax.set_xlim(-1, max(len(points), 1))
-        step = max(1, len(points) // 40)
+        step = max(1, len(points) // 60)
         ax.set_xticks(x[::step])
-        ax.set_xticklabels([n[-38:] for n, _ in points][::step], rotation=75, fontsize=5.5,
+        ax.set_xticklabels([n[-34:] for n in names][::step], rotation=80, fontsize=5.5,
                            ha="right")
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1.0))
         ax.grid(axis="y", color="0.9")
     fig.suptitle(f"{title} (inf drawn at {PLOT_CEILING_DB:g} dB)", fontsize=10)
     fig.tight_layout()
@@ -194,9 +203,9 @@ def _parity(s, plots):
         out += [("h3", f"{title}: {res.case}"), ("p", res.verdict()),
                 Table(["module (execution order)", "group", "shape", "SNR dB (free run)",
                        "SNR dB (on reference input)", "cosine", "tolerance", ""],
-                      rows[lo:] , md_rows=2 * MD_WINDOW + 1,
-                      caption=f"rows from #{lo} ({'first divergence' if first else 'smallest margin'} "
-                              f"at #{i0}); the HTML report lists all {len(rows)}")]
+                      rows, md_rows=2 * MD_WINDOW + 1, md_start=lo,
+                      caption=f"{'first divergence' if first else 'smallest margin'} at row "
+                              f"#{i0} of {len(rows)}, in execution order")]
     if "parity" in plots:
         out.append(Image(plots["parity"].name, "per-layer SNR against the goldens"))
     return out
@@ -205,7 +214,7 @@ def _parity(s, plots):
 def _drift(s, plots):
     rows = [[r["stage"], r["name"], _fmt(r["snr_db"]), _fmt(r["max_abs"]), _fmt(r["rel_max"]),
              "-" if r["min_snr_db"] is None else f">= {_fmt(r['min_snr_db'])}",
-             "ok" if r["passed"] else "FAIL"] for r in s.rows]
+             "-" if r["min_snr_db"] is None else "ok" if r["passed"] else "FAIL"] for r in s.rows]
     out = [("h2", "Drift vs the approved checkpoint (fixed inputs and noise)"), ("p", s.summary),
            Table(["stage", "output", "SNR dB", "max abs", "max abs / peak", "required", ""], rows)]
     if "drift" in plots:
@@ -244,11 +253,13 @@ def to_markdown(items: list) -> str:
     lines = []
     for b in items:
         if isinstance(b, Table):
-            rows = b.rows if b.md_rows is None else b.rows[: b.md_rows]
+            end = len(b.rows) if b.md_rows is None else b.md_start + b.md_rows
+            rows = b.rows[b.md_start:end]
             lines += ["| " + " | ".join(b.header) + " |", "|" + "---|" * len(b.header)]
             lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
-            if b.md_rows is not None and len(b.rows) > b.md_rows:
-                lines.append(f"\n_{len(b.rows) - b.md_rows} more rows in report.html_")
+            if len(rows) < len(b.rows):
+                lines.append(f"\n_rows {b.md_start}..{b.md_start + len(rows) - 1} of "
+                             f"{len(b.rows)}; report.html has them all_")
             if b.caption:
                 lines.append(f"\n_{b.caption}_")
             lines.append("")
@@ -357,7 +368,8 @@ def make_plots(result: GateResult, out: Path) -> dict[str, Path]:
     if parity is not None and parity.data.get("cases"):
         series = [(f"{r.case} ({r.producer}): free run vs golden",
                    [(row.name, row.full.snr_db) for row in r.rows],
-                   [row.tolerance.snr_db for row in r.rows]) for r in parity.data["cases"]]
+                   [row.tolerance.snr_db for row in r.rows],
+                   [row.local.snr_db for row in r.rows]) for r in parity.data["cases"]]
         marks = [r.first.name if r.first else None for r in parity.data["cases"]]
         plots["parity"] = plot_per_layer(series, out / "per_layer_parity.png",
                                          "Per-layer SNR against the reference goldens", marks)
@@ -391,6 +403,21 @@ def write_report(result: GateResult, out: str | Path) -> dict[str, Path]:
         (out / name).write_text(text)
         paths[name] = out / name
     return paths
+
+
+def write_minimal(result: GateResult, out: str | Path) -> None:
+    """Best effort after a failed write_report: result.json, junit.xml and report.md without
+    plots, so no half-written file can be read as the verdict; stale plots are removed."""
+    out = Path(out)
+    try:
+        for png in out.glob("*.png"):
+            png.unlink()
+        (out / "report.html").unlink(missing_ok=True)
+        (out / "result.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+        (out / "junit.xml").write_text(to_junit(result))
+        (out / "report.md").write_text(to_markdown(blocks(result, {})))
+    except Exception:  # noqa: BLE001 - the exit code already says reject
+        pass
 
 
 def prepare_dir(out: str | Path) -> Path:

@@ -37,8 +37,15 @@ def check_options(opts: Options) -> None:
         raise BadInput(None, f"--frames must be >= 1, got {opts.frames}")
     if opts.timeout is not None and not opts.timeout > 0:
         raise BadInput(None, f"--timeout must be > 0 seconds, got {opts.timeout}")
-    if opts.audio_thresholds is not None and not Path(opts.audio_thresholds).is_file():
-        raise BadInput(opts.audio_thresholds, "no such file (audio thresholds)")
+    if opts.audio_thresholds is not None:
+        from harness.audio.check import thresholds
+
+        if not Path(opts.audio_thresholds).is_file():
+            raise BadInput(opts.audio_thresholds, "no such file (audio thresholds)")
+        try:
+            thresholds(opts.audio_thresholds)  # BadInput when a check has no threshold
+        except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as e:  # TOMLDecodeError
+            raise BadInput(opts.audio_thresholds, f"not a thresholds TOML file ({e})") from None
 
 
 class _Run:

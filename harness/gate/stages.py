@@ -18,7 +18,7 @@ from harness.errors import BadInput
 from harness.gate import drift, weightdiff
 from harness.gate.result import FAIL, INFO, PASS, SKIP, GateResult, Stage
 from harness.weights.load import Checkpoint, load_official, load_t5, open_checkpoint, sha256_file
-from harness.weights.safetensors_io import read_header, read_safetensors
+from harness.weights.safetensors_io import dtype_names, read_header, read_safetensors
 from harness.weights.validate import GROUPS, expected_checkpoint, problems
 
 STAGES = ("structure", "load", "weights", "parity", "drift", "audio")
@@ -177,6 +177,9 @@ class Gate:
     def load(self, st: Stage) -> None:
         import mlx.core as mx
 
+        if self.base is None:
+            self.tensors = {}  # no weights stage will need them
+
         from harness.model.pipeline import StableAudio
         from harness.weights.load import mlx_weights
 
@@ -210,8 +213,10 @@ class Gate:
                 st.status, st.required, st.summary = SKIP, False, msg
             return
         base = read_safetensors(self.base.model_file)
-        base_dtypes = {k: v["dtype"] for k, v in read_header(self.base.model_file)[0].items()}
+        base_dtypes = dtype_names(self.base.model_file)
         diffs = weightdiff.diff_weights(self.tensors, self.dtypes, base, base_dtypes)
+        del base
+        self.tensors = {}  # the full checkpoint is ~2 GB: not kept while models run
         diffs += self._t5_diffs()
         counts = weightdiff.summarize(diffs)
         if self.ckpt.spiece and self.base.spiece and self.ckpt.spiece != self.base.spiece:
@@ -220,8 +225,7 @@ class Gate:
         changed = [d for d in diffs if d.kind == weightdiff.CHANGED]
         coarse = {d.rounding for d in diffs if d.kind in (weightdiff.ROUNDED, weightdiff.REPARAM)}
         self.rounding = "bf16" if "BF16" in coarse else "fp16" if "F16" in coarse else "fp32"
-        st.rows = [d.to_dict() for d in sorted(diffs, key=lambda d: (d.kind == "identical",
-                                                                     d.snr_db))
+        st.rows = [d.to_dict() for d in sorted(diffs, key=lambda d: d.snr_db)
                    if d.kind != weightdiff.IDENTICAL]
         st.data["counts"] = counts
         st.summary = (", ".join(f"{n} {k}" for k, n in counts.items() if n)
@@ -239,8 +243,6 @@ class Gate:
         c, b = self.ckpt.t5_dir, self.base.t5_dir
         if c is None or b is None or c.resolve() == b.resolve():
             return []
-        from harness.weights.safetensors_io import dtype_names
-
         cp, bp = c / "model.safetensors", b / "model.safetensors"
         ct, bt = read_safetensors(cp), read_safetensors(bp)
         if set(ct) != set(bt) or any(ct[k].shape != bt[k].shape for k in ct):
@@ -348,8 +350,8 @@ class Gate:
         if same:
             st.required = False
         self._probe()
-        if self.cand_out is None:
-            self.cand_out = drift.run_probes(self.model, self.probe)
+        if self.cand_out is None:  # no drift stage ran: only the end-to-end run is needed
+            self.cand_out = drift.run_probes(self.model, self.probe, isolated=False)
         audio = self.cand_out.tensors["audio"]
         st.data["audio"], st.data["sr"] = audio, self.ckpt.config.sample_rate
         if self.base_out is not None:
@@ -399,7 +401,11 @@ def baseline_outputs(base: Checkpoint, probe) -> drift.Outputs:
     key = (sha256_file(base.model_file), sha256_file(t5) if t5 else None,
            hashlib.sha256(probe.ids.tobytes() + probe.noise.tobytes()).hexdigest())
     if key not in _BASELINE_CACHE:
+        import mlx.core as mx
+
         model, _ = load_model(base.model_file)
         _BASELINE_CACHE.clear()
         _BASELINE_CACHE[key] = drift.run_probes(model, probe)
+        del model
+        mx.clear_cache()  # the approved model's buffers, before the candidate runs
     return _BASELINE_CACHE[key]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.bench.plan import PEER_STAGES, SHORT_FRAMES, VAE_FRAMES, fixed_inputs, rounds_for, stage_frames
+from harness.bench.plan import PEER_STAGES, VAE_FRAMES, fixed_inputs, rounds_for, stage_frames
 from harness.bench.runner import Row, max_rss_mb, timing_row
 from harness.errors import BadInput
 from harness.model.config import ModelConfig, T5Config
@@ -128,6 +128,8 @@ def torch_call(model, cfg: ModelConfig, stage: str, feeds: dict[str, np.ndarray]
 
 def run(args) -> dict:
     model, ckpt = load_reference(args.checkpoint)
+    ckpt.weights.clear()  # the numpy copies (GBs at full size) are in the model now
+    ckpt.t5_weights.clear()
     cfg = ModelConfig.from_official(ckpt.config, T5Config.from_hf(ckpt.t5_config))
     preset = ckpt.preset
     threads = args.threads or os.cpu_count() or 1

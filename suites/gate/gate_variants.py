@@ -222,6 +222,35 @@ def truncated(src, dst):
     return dst
 
 
+def trailing_bytes(src, dst):
+    """Valid header and tensors, then 64 bytes no tensor owns."""
+    path = copy(src, dst)
+    path.write_bytes(path.read_bytes() + b"\0" * 64)
+    return dst
+
+
+def broken_tokenizer(src, dst):
+    copy(src, dst)
+    (dst / "t5" / "spiece.model").write_bytes(b"not a sentencepiece model")
+    return dst
+
+
+def t5_missing_tensor(src, dst, key="encoder.final_layer_norm.weight"):
+    copy(src, dst)
+    t5 = dst / "t5" / "model.safetensors"
+    tensors, dtypes = read(t5)
+    del tensors[key]
+    write_raw(t5, tensors, dtypes)
+    return dst
+
+
+def bare_weight_file(src, dst):
+    """Only the weights, under another name, with no model_config.json or t5/ beside them."""
+    dst.mkdir(parents=True)
+    shutil.copyfile(src / "model.safetensors", dst / "candidate.safetensors")
+    return dst / "candidate.safetensors"
+
+
 def pickle_renamed(src, dst):
     path = copy(src, dst)
     tensors, _ = read(path)

@@ -61,6 +61,14 @@ def test_fp32_candidate_of_fp16_approved_accepted(approved, gate, tmp_path):
     assert "tolerance class fp16" in r.stage("weights").summary
 
 
+def test_bare_weight_file_borrows_the_approved_config(approved, gate, tmp_path):
+    cand = gv.bare_weight_file(approved, tmp_path / "bare")
+    r = gate(cand, approved, "same")
+    assert r.verdict == "accept", r.reasons
+    assert any("using the approved checkpoint's config and T5" in row["value"]
+               for row in r.stage("structure").rows)
+
+
 def test_identical_copy_runs_parity_with_goldens(approved, gate, tmp_path, golden_dir):
     """The seeded tiny checkpoint has committed goldens: parity runs and passes."""
     cand = gv.copy(approved, tmp_path / "copy").parent

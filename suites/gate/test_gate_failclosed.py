@@ -9,7 +9,7 @@ import shutil
 import gate_variants as gv
 import pytest
 
-from cli_util import assert_one_line_error, run_cli
+from cli_util import Result, assert_one_line_error, run_cli
 from harness.cli import main
 from harness.gate import report as gate_report
 from harness.gate import runner
@@ -53,6 +53,10 @@ def test_injected_exception_rejects(where, candidate, approved, capsys, monkeypa
     assert code == 1
     assert out["verdict"] == "reject"
     assert any("internal error: RuntimeError: injected fault" in r for r in out["reasons"]), out
+    files = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"result.json", "junit.xml", "report.md"} <= files
+    assert json.loads((tmp_path / "report" / "result.json").read_text())["verdict"] == "reject"
+    assert "# Weight gate: REJECT" in (tmp_path / "report" / "report.md").read_text()
     if where == "audio":  # not part of the verdict under --expect same, still fails closed
         assert not next(s for s in out["stages"] if s["name"] == "audio")["required"]
 
@@ -92,23 +96,42 @@ def test_unparsable_golden_manifest_rejects(approved, tmp_path, gate, golden_dir
     assert any("manifest.json" in x and "JSON" in x for x in r.reasons), r.reasons
 
 
-@pytest.mark.parametrize("args,needles", [
-    (["{missing}", "--baseline", "{approved}"], ["no such file or directory", "candidate"]),
-    (["{cand}", "--expect", "same"], ["--expect same needs --baseline"]),
-    (["{cand}", "--baseline", "{broken}"], ["{broken}", "truncated"]),
-    (["{cand}", "--baseline", "{approved}", "--golden-dir", "{missing}"],
-     ["golden directory does not exist"]),
-    (["{cand}", "--baseline", "{approved}", "--report", "{file}/sub"],
-     ["cannot write the report"]),
-])
-def test_bad_gate_input_exits_2(args, needles, candidate, approved, tmp_path):
-    """The gate's own inputs (not the candidate's content): one line, exit 2."""
+BAD_INPUT = {
+    "missing-candidate": (["{missing}", "--baseline", "{approved}"],
+                          ["{missing}", "no such file or directory", "candidate"]),
+    "same-without-baseline": (["{cand}", "--expect", "same"], ["--expect same needs --baseline"]),
+    "broken-baseline": (["{cand}", "--baseline", "{broken}"], ["{broken}", "truncated"]),
+    "missing-golden-dir": (["{cand}", "--baseline", "{approved}", "--golden-dir", "{missing}"],
+                           ["{missing}", "golden directory does not exist"]),
+    "report-not-writable": (["{cand}", "--baseline", "{approved}", "--report", "{file}/sub"],
+                            ["cannot write the report"]),
+    "bad-audio-thresholds": (["{cand}", "--baseline", "{approved}", "--audio-thresholds",
+                              "{file}"], ["{file}", "no threshold for"]),
+}
+
+
+def _bad_input_argv(name, candidate, approved, tmp_path):
+    args, needles = BAD_INPUT[name]
     (tmp_path / "file").write_text("")
     paths = dict(missing=tmp_path / "nope", approved=approved, cand=candidate,
                  broken=gv.truncated(approved, tmp_path / "broken") / "model.safetensors",
                  file=tmp_path / "file")
-    argv = [a.format(**paths) for a in args]
-    assert_one_line_error(run_cli("gate", *argv), *[n.format(**paths) for n in needles])
+    return [a.format(**paths) for a in args], [n.format(**paths) for n in needles]
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUT))
+def test_bad_gate_input_exits_2(name, candidate, approved, tmp_path, capsys):
+    """The gate's own inputs (not the candidate's content): one line naming it, exit 2."""
+    argv, needles = _bad_input_argv(name, candidate, approved, tmp_path)
+    code = main(["gate", *argv, "--json"])
+    cap = capsys.readouterr()
+    assert cap.out == ""  # no verdict is printed for input the gate cannot judge
+    assert_one_line_error(Result(code, cap.out, cap.err), *needles)
+
+
+def test_bad_gate_input_in_a_real_process(candidate, approved, tmp_path):
+    argv, needles = _bad_input_argv("broken-baseline", candidate, approved, tmp_path)
+    assert_one_line_error(run_cli("gate", *argv), *needles)
 
 
 def test_missing_goldens_reject_update(seed1, gate, tmp_path, golden_dir):

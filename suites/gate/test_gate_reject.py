@@ -59,6 +59,10 @@ STRUCTURAL = {
     "extra-key": (gv.extra_key, ["unexpected tensor", "layers.9.ff.ff.2.weight"]),
     "truncated": (gv.truncated, ["truncated"]),
     "pickle-renamed": (gv.pickle_renamed, ["is a pickle", "refusing to unpickle"]),
+    "trailing-bytes": (gv.trailing_bytes, ["64 trailing bytes after the last tensor"]),
+    "broken-tokenizer": (gv.broken_tokenizer, ["t5/spiece.model", "not a SentencePiece model"]),
+    "t5-missing-tensor": (gv.t5_missing_tensor, ["t5/model.safetensors", "missing tensor",
+                                                 "encoder.final_layer_norm.weight"]),
 }
 
 
@@ -71,7 +75,7 @@ def test_structural_corruption_rejected(name, approved, gate, tmp_path):
     structure = r.stage("structure")
     assert structure.status == "fail"
     text = "\n".join(structure.reasons)
-    assert str(cand / "model.safetensors") in text
+    assert str(cand) in text
     for n in needles:
         assert n in text, text
     assert r.stage("load").status == "skip"  # nothing downstream runs on a broken file

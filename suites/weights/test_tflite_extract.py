@@ -222,6 +222,19 @@ def test_not_weights_is_bad_input(tmp_path, micro_ckpt):
                                       "--config", tmp_path / "missing.json"), "missing.json")
 
 
+# -- a user's real files: `pytest --tflite-dir ARM_DIR --weights CKPT` ----------------------------
+
+def test_user_tflite_dir_maps_completely(request, tflite_dir, report_dir):
+    """Every constant of the user's TFLite files is named and every expected tensor found; the
+    answer itself (same or different) is written to the report, not asserted."""
+    weights = request.config.getoption("--weights")
+    if tflite_dir is None or weights is None:
+        pytest.skip("missing: --tflite-dir DIR (Arm's .tflite files) and --weights CKPT")
+    d = run_diff(tflite_dir, weights)
+    (report_dir / "tflite-weights-diff.json").write_text(json.dumps(d.as_dict(), indent=2))
+    assert d.unmapped == [] and d.missing == [], f"unmapped {d.unmapped[:3]}, missing {d.missing[:3]}"
+
+
 # -- reference: tiny preset exported here, fp32 / int8 / weight-only -----------------------------
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,215 @@
+"""Run every check against each mutant of the tiny model, and against the unmutated model.
+
+Three kinds of check, each run with the mutant applied:
+
+- golden: `compare_golden` on the committed tiny-torch golden (every intermediate). It names
+  the first diverging module and whether it is local. A mutant that changes a tensor's shape
+  (or drops one) makes the comparison refuse the run with BadInput naming the tensor: that
+  counts as caught there, `structural`.
+- audio: `check_audio` on a longer run (AUDIO_FRAMES latent frames, same prompts) against the
+  unmutated model's audio of the same inputs. Only checks the unmutated audio passes count
+  (the tiny model's noise-like output fails some music thresholds on its own).
+- wav: the audio written with `harness.model.commands.write_wav` and read back must equal the
+  planar audio; the file is also audio-checked against it, and a real music clip (if the
+  corpus is installed) is written the same way so speed/channel faults are heard on music.
+
+The control (no mutant) runs the same checks and must pass all of them.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import BadInput
+from harness.mutants import catalogue_io, catalogue_model  # noqa: F401  (registers them)
+from harness.mutants.core import CATALOGUE, Mutant
+
+CASE = "tiny-torch"
+AUDIO_FRAMES = 1024     # 65536 samples (1.49 s) per clip: the comb metrics need >= this
+MUSIC = ("noiz2sa", "stg0", 3.0)
+CONTROL = "unmutated"
+_TENSOR = re.compile(r"tensor (\S+?)[: ]")
+
+
+@dataclass
+class Outcome:
+    name: str
+    expected_module: str
+    symptom: str
+    caught_by: list[str] = field(default_factory=list)
+    localized_to: str | None = None
+    where: str | None = None       # local / inherited / structural / wav
+    golden: str = ""               # the comparison's verdict
+    seconds: float = 0.0
+
+    @property
+    def caught(self) -> bool:
+        return bool(self.caught_by)
+
+    @property
+    def localized(self) -> bool:
+        return self.localized_to == self.expected_module
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "caught": self.caught, "caught_by": self.caught_by,
+                "localized_to": self.localized_to, "expected_module": self.expected_module,
+                "where": self.where, "golden": self.golden, "symptom": self.symptom,
+                "seconds": round(self.seconds, 3)}
+
+
+class Bench:
+    """The tiny model, its golden, the reference audio and the clean baseline, built once."""
+
+    def __init__(self, checkpoint: Path | None = None, golden_root: Path | None = None):
+        """checkpoint: the seeded tiny one the goldens were recorded from (default: written
+        afresh, so a stale user cache cannot be picked up)."""
+        from harness.compare.divergence import verify_weights
+        from harness.compare.store import DEFAULT_ROOT, load_golden
+        from harness.model.pipeline import make_noise
+        from harness.weights.load import load_model
+        from harness.weights.synth import write_checkpoint
+
+        root = golden_root or DEFAULT_ROOT
+        if not (root / CASE).is_dir():
+            raise BadInput(root / CASE, "golden case missing (the mutants run against it)")
+        self.tmp = Path(tempfile.mkdtemp(prefix="sao-mutants-"))
+        checkpoint = checkpoint or write_checkpoint("tiny", 0, self.tmp / "tiny-seed0")
+        self.model, self.ckpt = load_model(checkpoint)
+        self.golden = load_golden(CASE, root)
+        verify_weights(self.golden, self.ckpt)
+        self.sr = self.model.config.sample_rate
+        g = self.golden
+        self.ids, self.mask = g["input.input_ids"], g["input.attention_mask"]
+        self.secs = g["input.seconds_total"]
+        shape = (self.ids.shape[0], self.model.config.dit.io_channels, AUDIO_FRAMES)
+        self.noise, self.step_noise = make_noise(0, shape, 8)
+        self.reference = self.generate()
+        self.music = _music_clip()
+
+        from harness.audio.check import check_audio, reference_signal
+
+        self.ref_signals = [reference_signal(a, self.sr) for a in self.reference]
+        # checks the clean output passes against itself: the only ones that may raise alarms
+        self.applicable = [{c.name for c in check_audio(a, self.sr, reference=r).checks if c.passed}
+                           for a, r in zip(self.reference, self.ref_signals)]
+        self.music_signal = None if self.music is None else reference_signal(self.music, self.sr)
+        self.music_applicable = None if self.music is None else {
+            c.name for c in check_audio(self.music, self.sr, reference=self.music_signal).checks
+            if c.passed}
+
+    def generate(self) -> np.ndarray:
+        import mlx.core as mx
+
+        _, audio = self.model.run(self.ids, self.mask, self.secs, self.noise, self.step_noise)
+        return np.array(audio.astype(mx.float32))
+
+    # -- the three checks ------------------------------------------------------------------------
+
+    def golden_check(self, out: Outcome) -> None:
+        from harness.compare.divergence import compare_golden
+
+        try:
+            result = compare_golden(self.model, self.golden)
+        except BadInput as e:  # shape change or a missing tensor: caught, named in the message
+            found = _TENSOR.search(e.problem)
+            if found is None:
+                raise
+            out.caught_by.append("golden")
+            out.localized_to, out.where = found.group(1), "structural"
+            out.golden = f"refused: {e.problem}"
+            return
+        out.golden = result.verdict()
+        if not result.passed:
+            out.caught_by.append("golden")
+            out.localized_to = result.first.name
+            out.where = "local" if not result.first.local_passed else "inherited"
+
+    def audio_check(self, out: Outcome, audio: np.ndarray) -> None:
+        from harness.audio.check import check_audio
+
+        failed: set[str] = set()
+        for a, ref, ok in zip(audio, self.ref_signals, self.applicable):
+            failed |= {n for n in check_audio(a, self.sr, reference=ref).failed if n in ok}
+        out.caught_by += [f"audio:{n}" for n in sorted(failed)]
+
+    def wav_check(self, out: Outcome, audio: np.ndarray) -> None:
+        from harness.audio.check import check_audio
+        from harness.audio.io import load
+        from harness.model import commands
+
+        failed: set[str] = set()
+        for i, a in enumerate(audio):
+            back = self._roundtrip(commands, a, f"clip{i}.wav", load)
+            if back.shape == a.shape and np.array_equal(back, a, equal_nan=True):
+                continue  # the writer kept the model's audio bit for bit: nothing more to hear
+            failed.add("roundtrip")
+            if back.shape == a.shape:  # name the symptom: the file heard against the audio
+                failed |= {n for n in check_audio(back, self.sr, reference=a).failed
+                           if n in self.applicable[i]}
+        if self.music is not None:
+            back = self._roundtrip(commands, self.music, "music.wav", load)
+            if not np.array_equal(back, self.music):
+                failed.add("music-roundtrip")
+                failed |= {f"music:{n}" for n in
+                           check_audio(back, self.sr, reference=self.music_signal).failed
+                           if n in self.music_applicable}
+        if failed:
+            out.caught_by += [f"wav:{n}" for n in sorted(failed)]
+            if out.localized_to is None:
+                out.localized_to, out.where = catalogue_io.OUTPUT, "wav"
+
+    def _roundtrip(self, commands, audio, name, load) -> np.ndarray:
+        path = self.tmp / name
+        commands.write_wav(path, audio, self.sr, audio.shape[1] / self.sr)
+        back, _ = load(path, allow_nonfinite=True)
+        return back
+
+    # -- one mutant ----------------------------------------------------------------------------
+
+    def run(self, mutant: Mutant | None) -> Outcome:
+        t0 = time.perf_counter()
+        if mutant is None:
+            out = Outcome(CONTROL, "-", "none: the unmutated model")
+            self._checks(out)
+        else:
+            out = Outcome(mutant.name, mutant.expected_module, mutant.symptom)
+            with mutant.apply(self.model, self.ckpt):
+                self._checks(out)
+        out.seconds = time.perf_counter() - t0
+        return out
+
+    def _checks(self, out: Outcome) -> None:
+        self.golden_check(out)
+        audio = self.generate()
+        self.audio_check(out, audio)
+        self.wav_check(out, audio)
+
+
+def _music_clip() -> np.ndarray | None:
+    from harness.audio import corpus
+
+    if corpus.missing_packages(("noiz2sa",)):
+        return None
+    source, stem, seconds = MUSIC
+    clip = corpus.load_clip(source, stem, seconds)
+    return clip.audio.astype(np.float32)
+
+
+def run_catalogue(names: list[str] | None = None, bench: Bench | None = None,
+                  control: bool = True) -> list[Outcome]:
+    """Outcomes of the control (first) and of the named mutants (default: all)."""
+    mutants = [CATALOGUE[n] if n in CATALOGUE else _unknown(n) for n in names] if names \
+        else list(CATALOGUE.values())
+    bench = bench or Bench()
+    outcomes = [bench.run(None)] if control else []
+    return outcomes + [bench.run(m) for m in mutants]
+
+
+def _unknown(name: str):
+    raise BadInput(None, f"unknown mutant {name!r}; known: {', '.join(sorted(CATALOGUE))}")
