@@ -15,7 +15,7 @@ from harness.blas import reexec_with_openblas
 from harness.errors import BadInput, CheckFailed
 
 # Commands that run the model long enough for the BLAS to matter.
-PRELOAD_COMMANDS = {"generate", "bench", "gate", "mutants", "golden"}
+PRELOAD_COMMANDS = {"generate", "bench", "gate", "mutants", "compare"}
 
 # Modules that define `register(subparsers)`; each subcommand's function returns an exit code.
 COMMAND_MODULES = [

@@ -22,8 +22,8 @@ from harness.errors import BadInput
 from harness.gate.result import ERROR, FAIL, SKIP, GateResult, Stage
 from harness.gate.stages import STAGES, Gate, Options
 
-NEEDS = {"load": ("structure",), "weights": ("structure",), "parity": ("load",),
-         "drift": ("load",), "audio": ("load",)}
+NEEDS = {"weights": ("structure",), "baseline": ("structure",), "load": ("structure",),
+         "parity": ("load",), "drift": ("load", "baseline"), "audio": ("load",)}
 
 
 def check_options(opts: Options) -> None:
@@ -67,11 +67,12 @@ class _Run:
 
     def stage(self, name: str) -> Stage:
         st = Stage(name, required=name in self.gate.result.required)
-        failed = [n for n in NEEDS.get(name, ()) if (s := self.gate.result.stage(n)) is None
-                  or s.status in (FAIL, ERROR, SKIP)]
-        if failed:
-            st.status, st.summary = SKIP, f"not run: {failed[0]} did not pass"
-            return st
+        for need in NEEDS.get(name, ()):
+            s = self.gate.result.stage(need)
+            if s is None or s.status in (FAIL, ERROR, SKIP):
+                why = "did not run" if s is None else f"{s.status}: {s.summary or s.reasons[0]}"
+                st.status, st.summary = SKIP, f"not run: {need} {why}"
+                return st
         self.current = name
         t0 = time.perf_counter()
         try:

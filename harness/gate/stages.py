@@ -21,8 +21,10 @@ from harness.weights.load import Checkpoint, load_official, load_t5, open_checkp
 from harness.weights.safetensors_io import dtype_names, read_header, read_safetensors
 from harness.weights.validate import GROUPS, expected_checkpoint, problems
 
-STAGES = ("structure", "load", "weights", "parity", "drift", "audio")
-REQUIRED = {"same": ("structure", "load", "weights", "drift"),
+# Order keeps one model in memory at a time (full size: ~2.4 GB each): the tensor diff
+# before any model, then the approved model's probe run, then the candidate's model.
+STAGES = ("structure", "weights", "baseline", "load", "parity", "drift", "audio")
+REQUIRED = {"same": ("structure", "weights", "baseline", "load", "drift"),
             "update": ("structure", "load", "parity", "audio")}
 MAX_REASONS = 8  # per stage; the report's tables list everything
 
@@ -174,11 +176,26 @@ class Gate:
                     f"({ckpt.config.t5.vocab_size})")
         st.rows.append({"item": "tokenizer", "value": f"{tok.vocab_size} pieces"})
 
+    def baseline(self, st: Stage) -> None:
+        """The approved model on the fixed probes (its outputs are what drift compares to)."""
+        self.tensors = {}  # the candidate's numpy copy (~2 GB full size) is not needed again
+        if self.base is None:
+            st.status, st.summary = SKIP, "no --baseline"
+            return
+        if self.ckpt.config != self.base.config:
+            if self.opts.expect == "same":
+                st.fail("model config differs from the approved one")
+            else:
+                st.status, st.summary = SKIP, "model config differs from the approved one"
+            return
+        self._probe()
+        self.base_out = baseline_outputs(self.base, self.probe)
+        p = self.probe
+        st.status, st.summary = PASS, (f"approved model run on {p.noise.shape[0]} prompts, "
+                                       f"{p.frames} latent frames, {len(p.t) - 1} steps")
+
     def load(self, st: Stage) -> None:
         import mlx.core as mx
-
-        if self.base is None:
-            self.tensors = {}  # no weights stage will need them
 
         from harness.model.pipeline import StableAudio
         from harness.weights.load import mlx_weights
@@ -216,7 +233,6 @@ class Gate:
         base_dtypes = dtype_names(self.base.model_file)
         diffs = weightdiff.diff_weights(self.tensors, self.dtypes, base, base_dtypes)
         del base
-        self.tensors = {}  # the full checkpoint is ~2 GB: not kept while models run
         diffs += self._t5_diffs()
         counts = weightdiff.summarize(diffs)
         if self.ckpt.spiece and self.base.spiece and self.ckpt.spiece != self.base.spiece:
@@ -303,17 +319,7 @@ class Gate:
             "all within tolerance" if st.status == PASS else "divergence")
 
     def drift(self, st: Stage) -> None:
-        if self.base is None:
-            st.status, st.summary = SKIP, "no --baseline"
-            return
-        if self.ckpt.config != self.base.config:
-            st.status, st.summary = SKIP, "model config differs from the approved one"
-            if self.opts.expect == "same":
-                st.fail("model config differs from the approved one")
-            return
         same = self.opts.expect == "same"
-        self._probe()
-        self.base_out = baseline_outputs(self.base, self.probe)
         self.cand_out = drift.run_probes(self.model, self.probe, self.base_out)
         limits = drift.tolerances(self.rounding) if same else None
         rows = drift.compare(self.cand_out, self.base_out, limits)

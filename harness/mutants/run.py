@@ -6,12 +6,14 @@ Three kinds of check, each run with the mutant applied:
   the first diverging module and whether it is local. A mutant that changes a tensor's shape
   (or drops one) makes the comparison refuse the run with BadInput naming the tensor: that
   counts as caught there, `structural`.
-- audio: `check_audio` on a longer run (AUDIO_FRAMES latent frames, same prompts) against the
-  unmutated model's audio of the same inputs. Only checks the unmutated audio passes count
-  (the tiny model's noise-like output fails some music thresholds on its own).
-- wav: the audio written with `harness.model.commands.write_wav` and read back must equal the
-  planar audio; the file is also audio-checked against it, and a real music clip (if the
-  corpus is installed) is written the same way so speed/channel faults are heard on music.
+- wav: the model's audio (golden inputs) written with `harness.model.commands.write_wav` and
+  read back must equal the planar audio; a real music clip (if the corpus is installed) is
+  written the same way and `check_audio`ed against the clip, so speed and channel faults are
+  named on music (only checks the clean clip passes against itself count).
+
+`check_audio` is not run on the tiny model's own output: its metrics need >= 1.5 s clips
+(65536 samples; the comb metrics index out of range below), and one tiny run that long costs
+~50 s on the shared 2-core machine: too slow per mutant. The goldens catch every model mutant.
 
 The control (no mutant) runs the same checks and must pass all of them.
 """
@@ -31,7 +33,6 @@ from harness.mutants import catalogue_io, catalogue_model  # noqa: F401  (regist
 from harness.mutants.core import CATALOGUE, Mutant
 
 CASE = "tiny-torch"
-AUDIO_FRAMES = 1024     # 65536 samples (1.49 s) per clip: the comb metrics need >= this
 MUSIC = ("noiz2sa", "stg0", 3.0)
 CONTROL = "unmutated"
 _TENSOR = re.compile(r"tensor (\S+?)[: ]")
@@ -71,7 +72,6 @@ class Bench:
         afresh, so a stale user cache cannot be picked up)."""
         from harness.compare.divergence import verify_weights
         from harness.compare.store import DEFAULT_ROOT, load_golden
-        from harness.model.pipeline import make_noise
         from harness.weights.load import load_model
         from harness.weights.synth import write_checkpoint
 
@@ -87,17 +87,12 @@ class Bench:
         g = self.golden
         self.ids, self.mask = g["input.input_ids"], g["input.attention_mask"]
         self.secs = g["input.seconds_total"]
-        shape = (self.ids.shape[0], self.model.config.dit.io_channels, AUDIO_FRAMES)
-        self.noise, self.step_noise = make_noise(0, shape, 8)
-        self.reference = self.generate()
+        self.noise, self.step_noise = g["input.noise"], list(g["input.step_noise"])
         self.music = _music_clip()
 
         from harness.audio.check import check_audio, reference_signal
 
-        self.ref_signals = [reference_signal(a, self.sr) for a in self.reference]
-        # checks the clean output passes against itself: the only ones that may raise alarms
-        self.applicable = [{c.name for c in check_audio(a, self.sr, reference=r).checks if c.passed}
-                           for a, r in zip(self.reference, self.ref_signals)]
+        # checks the clean clip passes against itself: the only ones that may raise alarms
         self.music_signal = None if self.music is None else reference_signal(self.music, self.sr)
         self.music_applicable = None if self.music is None else {
             c.name for c in check_audio(self.music, self.sr, reference=self.music_signal).checks
@@ -130,14 +125,6 @@ class Bench:
             out.localized_to = result.first.name
             out.where = "local" if not result.first.local_passed else "inherited"
 
-    def audio_check(self, out: Outcome, audio: np.ndarray) -> None:
-        from harness.audio.check import check_audio
-
-        failed: set[str] = set()
-        for a, ref, ok in zip(audio, self.ref_signals, self.applicable):
-            failed |= {n for n in check_audio(a, self.sr, reference=ref).failed if n in ok}
-        out.caught_by += [f"audio:{n}" for n in sorted(failed)]
-
     def wav_check(self, out: Outcome, audio: np.ndarray) -> None:
         from harness.audio.check import check_audio
         from harness.audio.io import load
@@ -149,9 +136,6 @@ class Bench:
             if back.shape == a.shape and np.array_equal(back, a, equal_nan=True):
                 continue  # the writer kept the model's audio bit for bit: nothing more to hear
             failed.add("roundtrip")
-            if back.shape == a.shape:  # name the symptom: the file heard against the audio
-                failed |= {n for n in check_audio(back, self.sr, reference=a).failed
-                           if n in self.applicable[i]}
         if self.music is not None:
             back = self._roundtrip(commands, self.music, "music.wav", load)
             if not np.array_equal(back, self.music):
@@ -186,9 +170,7 @@ class Bench:
 
     def _checks(self, out: Outcome) -> None:
         self.golden_check(out)
-        audio = self.generate()
-        self.audio_check(out, audio)
-        self.wav_check(out, audio)
+        self.wav_check(out, self.generate())
 
 
 def _music_clip() -> np.ndarray | None:

@@ -87,8 +87,8 @@ def test_cli_accept_json(approved, tmp_path, golden_dir):
     assert res.code == 0, res.err + res.out
     out = json.loads(res.out)
     assert out["verdict"] == "accept" and out["reasons"] == []
-    assert [s["name"] for s in out["stages"]] == ["structure", "load", "weights", "parity",
-                                                  "drift", "audio"]
+    assert [s["name"] for s in out["stages"]] == ["structure", "weights", "baseline", "load",
+                                                  "parity", "drift", "audio"]
     drift = next(s for s in out["stages"] if s["name"] == "drift")
     snrs = [row["snr_db"] for row in drift["rows"]]
     assert all(isinstance(v, str) or math.isfinite(v) for v in snrs)  # strict JSON

@@ -113,11 +113,12 @@ def test_junit_xml(report):
     _, out = report
     suite = ET.parse(out / "junit.xml").getroot()
     cases = {c.get("name"): c for c in suite.iter("testcase")}
-    assert set(cases) == {"structure", "load", "weights", "parity", "drift", "audio", "verdict"}
+    assert set(cases) == {"structure", "weights", "baseline", "load", "parity", "drift", "audio",
+                          "verdict"}
     assert cases["parity"].find("failure") is not None
     assert cases["verdict"].find("failure") is not None
     assert cases["structure"].find("failure") is None
-    assert int(suite.get("failures")) >= 2 and int(suite.get("tests")) == 7
+    assert int(suite.get("failures")) >= 2 and int(suite.get("tests")) == 8
 
 
 def test_html_opens_in_chromium(report, tmp_path):

@@ -1,0 +1,67 @@
+"""`sao-harness mutants run`: every catalogued mutant against the harness's checks.
+
+Exit 0: the unmutated model passes every check and every mutant is caught; 1: a mutant
+survived or the control raised a false alarm; 2: bad input (missing golden, unknown mutant).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def register(sub) -> None:
+    p = sub.add_parser("mutants", help="mutation catalogue: known porting bugs vs the checks")
+    msub = p.add_subparsers(dest="mutants_command", required=True)
+    r = msub.add_parser("run", help="apply each mutant to the tiny model and run the golden, "
+                                    "audio and WAV checks; the unmutated model runs too")
+    r.add_argument("--only", action="extend", nargs="+", metavar="NAME",
+                   help="run only these mutants (the unmutated control always runs)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_run)
+    ls = msub.add_parser("list", help="name, expected module and symptom of every mutant")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+
+def cmd_list(args) -> int:
+    from harness.mutants.run import CATALOGUE
+
+    rows = [{"name": m.name, "expected_module": m.expected_module, "symptom": m.symptom}
+            for m in CATALOGUE.values()]
+    if args.json:
+        json.dump({"mutants": rows}, sys.stdout, indent=1)
+        print()
+    else:
+        for r in rows:
+            print(f"{r['name']}  [{r['expected_module']}]\n    {r['symptom']}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from harness.mutants.run import run_catalogue
+
+    t0 = time.perf_counter()
+    control, *mutants = run_catalogue(args.only)
+    seconds = time.perf_counter() - t0
+    survived = [o.name for o in mutants if not o.caught]
+    localized = sum(o.localized for o in mutants)
+    passed = not control.caught and not survived
+    if args.json:
+        json.dump({"passed": passed, "seconds": round(seconds, 2),
+                   "control": control.to_dict(),
+                   "caught": len(mutants) - len(survived), "localized": localized,
+                   "mutants": [o.to_dict() for o in mutants]}, sys.stdout, indent=1)
+        print()
+    else:
+        alarm = ", ".join(control.caught_by) or "no check fired"
+        print(f"{control.name}: {'FALSE ALARM: ' if control.caught else 'PASS: '}{alarm}")
+        for o in mutants:
+            state = "caught" if o.caught else "SURVIVED"
+            loc = "ok" if o.localized else "MISPLACED"
+            print(f"{o.name}: {state} by {', '.join(o.caught_by) or '-'} -> {o.localized_to} "
+                  f"({o.where}) expected {o.expected_module} [{loc}]")
+        print(f"{len(mutants) - len(survived)}/{len(mutants)} caught, {localized}/{len(mutants)} "
+              f"localized, {seconds:.1f} s")
+    return 0 if passed else 1

@@ -1,0 +1,58 @@
+"""The mutation catalogue against the harness's checks: every mutant caught, the first
+divergence (or the WAV check) naming its module; the unmutated model raises no alarm.
+Default run: the control plus a 6-mutant subset (one per area); nightly: all of them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.mutants.run import CATALOGUE, Bench, run_catalogue
+
+FAST = ["convt-weight-layout", "qk-norm-after-rope", "seconds-not-normalized",
+        "pingpong-stale-noise", "interleaved-read-as-planar", "t5-128-tokens"]
+
+
+@pytest.fixture(scope="module")
+def bench(tiny_checkpoint):
+    return Bench(tiny_checkpoint)
+
+
+def _assert_caught_and_localized(outcomes):
+    control, *mutants = outcomes
+    assert control.name == "unmutated" and not control.caught, control.to_dict()
+    for o in mutants:
+        assert o.caught, f"{o.name} survived: {o.golden}"
+        assert o.localized, f"{o.name}: localized to {o.localized_to}, expected {o.expected_module}"
+
+
+def test_catalogue_is_complete():
+    assert len(CATALOGUE) >= 24
+    text = " ".join(m.symptom for m in CATALOGUE.values())
+    for seed_symptom in ("bad phone line", "flickery", "slow motion"):
+        assert seed_symptom in text
+
+
+def test_fast_subset(bench):
+    outcomes = run_catalogue(FAST, bench)
+    _assert_caught_and_localized(outcomes)
+    slow = next(o for o in outcomes if o.name == "interleaved-read-as-planar")
+    assert "wav:music:speed_ratio" in slow.caught_by or bench.music is None
+
+
+@pytest.mark.nightly
+def test_whole_catalogue(bench):
+    _assert_caught_and_localized(run_catalogue(None, bench))
+
+
+def test_cli_json(tmp_path):
+    from cli_util import run_cli
+
+    r = run_cli("mutants", "run", "--only", "lr-swapped", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["control"]["caught"] is False
+    (m,) = out["mutants"]
+    assert m["name"] == "lr-swapped" and m["caught"] and m["localized_to"] == "output.wav"
+    assert m["expected_module"] == "output.wav" and "wav:roundtrip" in m["caught_by"]
