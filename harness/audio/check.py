@@ -115,6 +115,9 @@ def reference_signal(reference, sr: int) -> m.Signal:
     return m.Signal(ref, sr)
 
 
+MIN_SAMPLES = 16 * 2048  # comb_lines needs > 12 bins between 21.5 Hz lines
+
+
 def check_audio(audio, sr: int, reference=None, limits: dict | None = None) -> Report:
     """Run every check on planar (C, N) audio (and against `reference`, same shape, if given;
     an array or a `reference_signal`).
@@ -122,6 +125,10 @@ def check_audio(audio, sr: int, reference=None, limits: dict | None = None) -> R
     NaN/Inf samples fail `nonfinite_samples`; the other metrics see them as zeros so the report
     still says what else is wrong. Raises BadInput for a wrong rate, shape or reference."""
     x = validate(audio, sr)
+    if x.shape[1] < MIN_SAMPLES:
+        raise BadInput(None, f"audio has {x.shape[1]} samples; the checks need at least "
+                             f"{MIN_SAMPLES} ({MIN_SAMPLES / sr:.2f} s: 16 latent frames, so the "
+                             f"comb and flicker spectra resolve the 21.5 Hz lines)")
     limits = limits or thresholds()
     values = {"nonfinite_samples": m.nonfinite_samples(x)}
     s = m.Signal(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), sr)

@@ -110,3 +110,11 @@ def test_api_on_generated_style_array(test_clips):
     assert check.check_audio(x, 44100).passed
     report = check.check_audio(faults.apply("nan", x, 44100), 44100)
     assert report.failed == ["nonfinite_samples"]
+
+
+def test_too_short_for_the_checks_is_bad_input():
+    from harness.audio.check import MIN_SAMPLES, check_audio
+    from harness.errors import BadInput
+    x = np.full((2, MIN_SAMPLES - 1), 0.1, np.float32)
+    with pytest.raises(BadInput, match="the checks need at least 32768"):
+        check_audio(x, 44100)
