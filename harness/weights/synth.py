@@ -33,6 +33,9 @@ from harness.weights.safetensors_io import write_safetensors
 from harness.weights.validate import expected_checkpoint, expected_t5
 
 NP_DTYPE = {"F32": np.float32, "F16": np.float16}
+# Bump when the bytes for a (preset, seed) change: cached default checkpoints are keyed by it,
+# and goldens recorded from the old bytes must be re-recorded (their manifests pin sha256).
+SYNTH_VERSION = 2
 
 
 def _uniform(seed: int, name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -121,7 +124,7 @@ def default_checkpoint(preset: str = "tiny", seed: int = 0) -> Path:
     """The seeded checkpoint used when no --weights is given, made once in the user cache."""
     root = Path(os.environ.get("SAO_HARNESS_CACHE")
                 or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sao-harness")
-    path = root / f"{preset}-seed{seed}"
+    path = root / f"{preset}-seed{seed}-synth{SYNTH_VERSION}"
     if not (path / "model.safetensors").exists():
         try:
             write_checkpoint(preset, seed, path)

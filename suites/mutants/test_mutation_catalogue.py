@@ -50,8 +50,8 @@ def test_cli_json(tmp_path):
     from cli_util import run_cli
 
     r = run_cli("mutants", "run", "--only", "lr-swapped", "--json")
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
     assert out["control"]["caught"] is False
     (m,) = out["mutants"]
     assert m["name"] == "lr-swapped" and m["caught"] and m["localized_to"] == "output.wav"
