@@ -135,6 +135,11 @@ def cmd_bench(args) -> int:
         print(f"peers: torch {info['threads']['torch']} threads, LiteRT XNNPACK fp32 "
               f"{info['threads']['litert']} threads ({', '.join(f'{k} {v}' for k, v in info['versions'].items())})")
     print(format_table(rows))
+    diffs = [f"{r['stage']} {r['extra']['max_abs_diff_vs_torch_rel']:.1e}" for r in rows
+             if "max_abs_diff_vs_torch_rel" in r.get("extra", {})]
+    if diffs:
+        print("LiteRT output vs torch on the same inputs, max |diff| / max |torch|: "
+              + ", ".join(diffs))
     if skipped:
         print(f"not run by default for {preset}: {', '.join(skipped)} (minutes each at "
               f"{VAE_FRAMES} frames; add them with --stages)")

@@ -32,21 +32,24 @@ class Row:
         return asdict(self)
 
 
-def time_calls(fn: Callable[[], object], rounds: int, warmup: int) -> list[float]:
+def time_calls(fn: Callable[[], object], rounds: int, warmup: int) -> tuple[list[float], object]:
+    """-> (seconds of each timed call, the last call's result)."""
     for _ in range(warmup):
         fn()
-    times = []
+    times, result = [], None
     for _ in range(rounds):
         t0 = time.perf_counter()
-        fn()
+        result = fn()
         times.append(time.perf_counter() - t0)
-    return times
+    return times, result
 
 
 def timing_row(stage: str, impl: str, config: str, fn: Callable[[], object], rounds: int,
-               warmup: int, frames: int | None = None) -> Row:
-    times = time_calls(fn, max(rounds, 1), warmup)
-    return Row(stage, impl, config, min(times), statistics.median(times), len(times), frames)
+               warmup: int, frames: int | None = None) -> tuple[Row, object]:
+    """-> (the row, the stage's output from the last timed call)."""
+    times, result = time_calls(fn, max(rounds, 1), warmup)
+    row = Row(stage, impl, config, min(times), statistics.median(times), len(times), frames)
+    return row, result
 
 
 def max_rss_mb() -> float:

@@ -88,6 +88,6 @@ def measure(stage: Stage, preset: str, rounds: tuple[int, int] | None = None) ->
     """One MLX table row: min/median over the plan's rounds and the MLX allocator's peak."""
     warmup, n = rounds or rounds_for(preset, stage.name)
     mx.reset_peak_memory()
-    row = timing_row(stage.name, "mlx", preset, stage.fn, n, warmup, stage.frames)
+    row, _ = timing_row(stage.name, "mlx", preset, stage.fn, n, warmup, stage.frames)
     row.peak_mb = mx.get_peak_memory() / 2**20
     return row

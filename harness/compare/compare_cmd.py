@@ -1,7 +1,8 @@
 """`sao-harness compare`: the bundled MLX model vs golden cases, naming the first divergence.
 
-Exit 0: every tensor of every case within tolerance; 1: a divergence; 2: bad input (missing
-golden, unparsable manifest, golden recorded for other weights, shape/dtype mismatch).
+Exit 0: every tensor of every compared case within tolerance; 1: a divergence; 2: bad input
+(missing golden, unparsable manifest, a --case recorded for other weights, shape/dtype
+mismatch). Without --case, cases recorded for other weights are listed as not compared.
 """
 
 from __future__ import annotations
@@ -50,23 +51,31 @@ def selected_cases(golden_dir: Path, names: list[str] | None) -> list[Path]:
 def cmd_compare(args) -> int:
     import mlx.core as mx
 
-    from harness.compare.divergence import compare_golden, verify_weights
-    from harness.compare.store import check_golden
+    from harness.compare.divergence import OtherWeights, compare_golden, verify_weights
     from harness.compare.report import to_json, to_markdown
+    from harness.compare.store import check_golden
     from harness.weights.load import load_model, open_checkpoint
     from harness.weights.synth import default_checkpoint
 
-    dirs = selected_cases(args.golden_dir, args.cases)
     weights = args.weights or default_checkpoint("tiny")
     ckpt = open_checkpoint(weights)
-    model = None
-    results = []
-    for d in dirs:
+    # Every case is verified and matched to the weights before the model loads. A case named
+    # with --case must match; without --case, cases recorded for other weights (a store holds
+    # tiny and full ones) are listed as not compared, and at least one must match.
+    goldens, skipped = [], []
+    for d in selected_cases(args.golden_dir, args.cases):
         golden = check_golden(d, d.name)
-        notes = verify_weights(golden, ckpt, args.unverified_weights)  # before the model loads
-        if model is None:
-            model, _ = load_model(weights, mx.float16 if args.dtype == "fp16" else mx.float32)
-        results.append(compare_golden(model, golden, dtype=args.dtype, notes=notes))
+        try:
+            goldens.append((golden, verify_weights(golden, ckpt, args.unverified_weights)))
+        except OtherWeights as e:
+            if args.cases:
+                raise
+            skipped.append({"case": d.name, "reason": e.problem})
+    if not goldens:
+        raise BadInput(args.golden_dir, f"no golden case was recorded from {weights} "
+                                        f"({len(skipped)} recorded for other weights)")
+    model, _ = load_model(weights, mx.float16 if args.dtype == "fp16" else mx.float32)
+    results = [compare_golden(model, g, dtype=args.dtype, notes=notes) for g, notes in goldens]
 
     if args.report:
         try:
@@ -78,10 +87,12 @@ def cmd_compare(args) -> int:
             raise BadInput(args.report, f"cannot write report: {e.strerror or e}") from None
     passed = all(r.passed for r in results)
     if args.json:
-        json.dump({"passed": passed, "weights": str(weights),
+        json.dump({"passed": passed, "weights": str(weights), "not_compared": skipped,
                    "cases": [to_json(r) for r in results]}, sys.stdout, indent=1)
         print()
     else:
         for r in results:
             print(f"{r.case}: {'PASS' if r.passed else 'FAIL'} {r.verdict()}")
+        for s in skipped:
+            print(f"{s['case']}: not compared, {s['reason']}")
     return 0 if passed else 1

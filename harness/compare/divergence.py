@@ -222,8 +222,8 @@ def run_model(model, golden: Golden, names: list[str], *, replay: bool) -> dict[
     out["sampler.t"] = np.asarray(pipeline.logsnr_schedule(steps))
     if replay and set(reference) - used:
         missed = sorted(set(reference) - used)[0]
-        raise RuntimeError(f"teacher forcing never reached {missed}: a model module calls "
-                           "capture.tap by attribute; import it by name")
+        raise RuntimeError(f"teacher forcing never reached {missed}: a model module holds "
+                           "capture.tap under another name; import it as `tap`")
     return out
 
 
@@ -279,6 +279,10 @@ def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
     return sha256_file(path)
 
 
+class OtherWeights(BadInput):
+    """The golden was recorded from another checkpoint (or records no weights hash)."""
+
+
 def verify_weights(golden: Golden, ckpt, allow_unverified: bool = False) -> list[str]:
     """BadInput unless the golden was recorded from the checkpoint under test; -> report notes."""
     mpath = golden.path / MANIFEST_FILE
@@ -286,7 +290,7 @@ def verify_weights(golden: Golden, ckpt, allow_unverified: bool = False) -> list
     recorded = weights.get("sha256") if isinstance(weights, dict) else None
     if not isinstance(recorded, dict) or "model.safetensors" not in recorded:
         if not allow_unverified:
-            raise BadInput(mpath, f"records no weights sha256 of model.safetensors (producer "
+            raise OtherWeights(mpath, f"records no weights sha256 of model.safetensors (producer "
                                   f"{golden.producer}): cannot tell whether it was made from "
                                   f"{ckpt.model_file}; pass --unverified-weights to compare anyway")
         return [f"weights NOT verified: the golden records no model.safetensors sha256; "
@@ -295,7 +299,7 @@ def verify_weights(golden: Golden, ckpt, allow_unverified: bool = False) -> list
     for key in HASHED:
         if key in recorded and recorded[key] != actual.get(key):
             got = actual.get(key)
-            raise BadInput(mpath, f"recorded for other weights: {key} sha256 "
+            raise OtherWeights(mpath, f"recorded for other weights: {key} sha256 "
                                   f"{recorded[key][:16]}..., the checkpoint under test "
                                   f"({ckpt.root}) has {got[:16] + '...' if got else 'none'}")
     return [f"weights verified: {k} sha256 {recorded[k][:16]}..." for k in HASHED if k in recorded]

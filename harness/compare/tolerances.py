@@ -6,12 +6,16 @@ the cosine >= 1 - ½·10^(-floor/10), the cosine an error exactly at the SNR flo
 is orthogonal to the reference (so the cosine never rejects what the SNR floor accepts; it is
 the scale-blind second reading of the same error, and a failure message names the SNR).
 
-Every floor = the worst reference-vs-reference SNR measured for that group minus a margin
-stated next to it. Measured on the committed tiny goldens (synth tiny seed 0, 3 prompts, 32
-frames, 8 steps) unless marked "full" (synth full seed 0, 16 frames, a torch golden recorded
-for this measurement, not committed). Groups get separate floors because error grows with
-depth: the VAE decoder (convs with activations reaching ~100) sits ~25 dB below the DiT.
-A floor is never lowered to make a failing comparison pass: a failure is a finding.
+Every floor = the worst reference-vs-reference SNR measured for that group, minus at least
+10 dB, rounded down to a multiple of 5 dB. Measured on the committed tiny goldens (synth tiny
+seed 0, 3 prompts, 32 frames, 8 steps) and on two full-size torch goldens recorded for this
+(synth full seed 0, 16 frames; `full-torch` every intermediate, `full-torch-cfg` cfg 4
+boundaries; not committed). Groups get separate floors because error grows with depth and
+with the weights' amplification: at full size T5's 12 blocks lose ~27 dB, and the synthetic
+VAE decoder ~8 dB per block (50.7 dB at its output), while every module replayed on the
+reference's own input (all-intermediates goldens) stays >= 111 dB (full) / >= 124 dB (tiny):
+the loss is amplified rounding, not a module error. A floor is never lowered to make a
+comparison pass.
 """
 
 from __future__ import annotations
@@ -60,34 +64,37 @@ class Policy:
 
 
 # -- fp32 goldens vs MLX fp32 ------------------------------------------------------------------
-# Reference-vs-reference, min SNR per group (dB):
-#   group        torch vs LiteRT   MLX vs torch        MLX vs LiteRT   MLX vs torch, full
-#   t5           127.5             125.8               125.8           TODO
-#   conditioner  126.9             124.4               125.0
-#   dit          121.1             121.3               121.3
-#   sampler      120.4 (XNNPACK    119.8; cfg 4:       119.8
-#                 120.3)           110.8 (steps.7.v)
-#   vae          96.3 (XNNPACK     95.4 (layers.4);    95.5
-#                 96.0)            cfg 4: 86.1 (audio)
-# (cfg 4 multiplies the cond-uncond difference by 4: +12 dB of error on v, carried to audio.)
+# Reference-vs-reference, min SNR per group (dB); "cfg" = cfg_scale 4 case:
+#   group        torch vs LiteRT  MLX vs torch, tiny      MLX vs LiteRT  MLX vs torch, full
+#   t5           127.5            124.9                   125.8          89.0 (prompt.model)
+#   conditioner  126.9            123.8                   125.0          86.4 (prompt)
+#   dit          121.1            121.3                   121.3          86.0 (cross_attn.k_norm)
+#   sampler      120.4            119.8; cfg 111.4        119.5          95.9; cfg 91.4 (steps.7.v)
+#   vae          96.3             94.9; cfg 87.4 (audio)  95.2           50.7; cfg 47.5 (audio)
+# The committed golden/full-torch (256 frames, 1 prompt, boundaries) then measured: t5 97.1,
+# conditioner 95.1, sampler 94.7, audio 49.8 dB.
+# (torch vs LiteRT through XNNPACK: v 120.3, audio 96.0. cfg 4 multiplies the cond-uncond
+# difference by 4, ~+10 dB of error on v, carried into the audio.)
 FP32 = {
-    "t5": Tolerance(100.0, 125.8),           # margin 25.8 dB
-    "conditioner": Tolerance(100.0, 124.4),  # margin 24.4 dB
-    "dit": Tolerance(100.0, 121.1),          # margin 21.1 dB
-    "sampler": Tolerance(90.0, 110.8),       # margin 20.8 dB (cfg 4 case)
-    "vae": Tolerance(70.0, 86.1),            # margin 16.1 dB (cfg 4 final audio); 25.4 at cfg 1
+    "t5": Tolerance(75.0, 89.0),             # margin 14.0 dB
+    "conditioner": Tolerance(75.0, 86.4),    # margin 11.4 dB
+    "dit": Tolerance(75.0, 86.0),            # margin 11.0 dB
+    "sampler": Tolerance(80.0, 91.4),        # margin 11.4 dB
+    "vae": Tolerance(35.0, 47.5),            # margin 12.5 dB (tiny: >= 87.4, margin 52 dB)
 }
 
 # -- fp32 goldens vs MLX fp16 (load_model(dtype=float16): every weight and activation fp16) --
-# Measured MLX fp16 vs torch fp32 (identical vs LiteRT fp32), min SNR per group (dB):
+# Measured on tiny only, MLX fp16 vs torch fp32 (identical vs LiteRT fp32), min SNR (dB):
 #   t5 56.9 (prompt.model), conditioner 55.4 (prompt), dit 54.8 (layers.0.cross_attn.k_norm),
-#   sampler 57.9 (steps.7.v; cfg 4: 58.8), vae 34.2 (decoder.layers.4; cfg 4: 33.5 audio).
+#   sampler 57.9 (steps.7.v; cfg 58.8), vae 33.5 (cfg 4 audio; cfg 1: 34.2 at decoder.layers.4).
+# Not calibrated for full-size goldens: there the synthetic VAE alone turns fp32 rounding
+# into 50.7 dB, so fp16 would leave little signal; use fp32 for full-size comparisons.
 FP16 = {
     "t5": Tolerance(45.0, 56.9),             # margin 11.9 dB
     "conditioner": Tolerance(45.0, 55.4),    # margin 10.4 dB
-    "dit": Tolerance(45.0, 54.8),            # margin 9.8 dB
+    "dit": Tolerance(40.0, 54.8),            # margin 14.8 dB
     "sampler": Tolerance(45.0, 57.9),        # margin 12.9 dB
-    "vae": Tolerance(25.0, 33.5),            # margin 8.5 dB
+    "vae": Tolerance(20.0, 33.5),            # margin 13.5 dB
 }
 
 # -- Arm TFLite golden (int8 DiT, fp16 VAE) vs MLX fp32 ------------------------------------------
@@ -101,11 +108,13 @@ FP16 = {
 # The official conditioner casts T5 to fp16 before any export, so Arm's "float32" conditioner
 # may carry fp16-rounded T5 weights: the conditioner floor uses the fp16 T5 measurement
 # (55.4 dB, above), not the 123.7 dB of our fp32 export.
+# Not calibrated on Arm's files or at full size (no Arm files here).
 ARM = {
     "conditioner": Tolerance(45.0, 55.4),    # margin 10.4 dB (fp16-T5 case)
     "sampler": Tolerance(20.0, 31.7),        # margin 11.7 dB
-    "vae": Tolerance(10.0, 16.1),            # margin 6.1 dB: catches only gross faults
-}                                            # (swapped/interleaved channels, sign, gain)
+    "vae": Tolerance(5.0, 16.1),             # margin 11.1 dB: catches only gross faults
+}                                            # (channels swapped or interleaved, sign, gain;
+                                             # the convT weight-norm mutant gives 5.0 dB here)
 
 POLICIES: dict[tuple[str, str], Policy] = {
     ("torch", "fp32"): Policy("torch", "fp32", "torch fp32 golden vs MLX fp32", FP32),
@@ -122,5 +131,5 @@ def policy_for(producer: str, dtype: str) -> Policy:
         return POLICIES[(producer, dtype)]
     except KeyError:
         known = ", ".join(f"{p}/{d}" for p, d in POLICIES)
-        raise BadInput(None, f"no tolerance policy for a {producer} golden compared with an "
+        raise BadInput(None, f"no tolerance policy for {producer} goldens compared with an "
                              f"MLX {dtype} run (known: {known})") from None

@@ -5,7 +5,8 @@ bug, on exit it is exactly as before. Nothing edits model files: a mutant swaps 
 or method the model calls (a module global such as `harness.model.dit.apply_rotary`, or a
 class's `__call__`) or replaces weights after load. The golden comparison must then name
 `expected_module` (an official module path, as in the goldens) as the first divergence,
-`local` on the reference's own input.
+`local` on the reference's own input. Function and class patches reach every model in the
+process while active (not thread-safe: run mutants one at a time).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ SMALL_CASE = "tiny-torch-cfg"  # boundaries only (0.3 MB): cheapest to copy and 
 
 
 def _golden_root(config) -> Path:
+    # the same default as conftest's golden_dir fixture (parametrizing needs it at collection)
     return config.getoption("--golden-dir") or DEFAULT_ROOT
 
 
@@ -34,15 +35,14 @@ def pytest_generate_tests(metafunc):
     if "golden_case" not in metafunc.fixturenames:
         return
     root = _golden_root(metafunc.config)
-    # A missing root still yields one test, which then fails naming the directory.
-    names = [d.name for d in case_dirs(root)] if root.is_dir() else ["<no golden dir>"]
-    if metafunc.function.__name__.endswith("_full"):
-        full = [n for n in names if n.startswith("full-")]
-        params = [pytest.param(n, id=n, marks=pytest.mark.full) for n in full] or [
-            pytest.param(None, id="no-full-golden", marks=pytest.mark.full)]
-    else:
-        params = [pytest.param(n, id=n) for n in names if not n.startswith("full-")]
-    metafunc.parametrize("golden_case", params)
+    names = [d.name for d in case_dirs(root)] if root.is_dir() else []
+    full = metafunc.function.__name__.endswith("_full")
+    mark = [pytest.mark.full] if full else []
+    chosen = [n for n in names if n.startswith("full-") == full]
+    # No case of this kind still yields one test (None): it fails for a missing or empty
+    # store and skips, saying what is missing, when only the other kind is stored.
+    metafunc.parametrize("golden_case", [pytest.param(n, id=n, marks=mark) for n in chosen]
+                         or [pytest.param(None, id="none", marks=mark)])
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +71,18 @@ def _check(case_dir: Path, weights: Path, models, report_dir: Path):
 
 
 def test_golden_parity(golden_case, golden_dir, weights_path, models, report_dir):
-    case_dirs(golden_dir)  # a missing or empty store fails here, naming the directory
+    if golden_case is None:
+        stored = case_dirs(golden_dir)  # a missing store fails here, naming it
+        if not stored:
+            pytest.fail(f"no golden case under {golden_dir}")
+        pytest.skip(f"missing: no golden case other than full-* under {golden_dir} "
+                    f"({len(stored)} full-size)")
     _check(golden_dir / golden_case, weights_path, models, report_dir)
 
 
 def test_golden_parity_full(golden_case, golden_dir, request, models, report_dir):
     if golden_case is None:
+        case_dirs(golden_dir)
         pytest.skip(f"missing: no full-* golden case under {golden_dir} (record one with "
                     "`sao-harness golden record --synth full:0 --case full-torch ...`)")
     _check(golden_dir / golden_case, request.getfixturevalue("full_checkpoint"), models,
@@ -161,23 +167,45 @@ def test_golden_for_other_weights(small_copy, capsys, tiny_checkpoint, models, t
     from harness.weights.synth import write_checkpoint
 
     other = write_checkpoint("tiny", 1, tmp_path / "tiny-seed1")
-    line = assert_bad_input(capsys, ["--golden-dir", small_copy.parent, "--weights", other],
-                            MANIFEST_FILE, "recorded for other weights",
-                            "model.safetensors sha256")
+    store = small_copy.parent
+    line = assert_bad_input(capsys, ["--golden-dir", store, "--case", SMALL_CASE,
+                                     "--weights", other],
+                            MANIFEST_FILE, "recorded for other weights", "model.safetensors sha256")
     assert str(other) in line
     assert_fails_comparison(small_copy, other, models, "recorded for other weights")
+    # without --case: nothing in the store was recorded from these weights
+    assert_bad_input(capsys, ["--golden-dir", store, "--weights", other],
+                     str(store), "no golden case was recorded from", str(other))
 
     edit_manifest(small_copy, lambda m: m["weights"]["sha256"].update(
         {"t5/model.safetensors": "0" * 64}))
-    assert_bad_input(capsys, ["--golden-dir", small_copy.parent, "--weights", tiny_checkpoint],
+    assert_bad_input(capsys, ["--golden-dir", store, "--case", SMALL_CASE,
+                              "--weights", tiny_checkpoint],
                      "recorded for other weights", "t5/model.safetensors")
+
+
+def test_store_with_other_weights_lists_them(small_copy, capsys, tiny_checkpoint):
+    """A store holds tiny and full cases: without --case, the ones recorded for other weights
+    are named as not compared (never compared against the wrong weights, never hidden)."""
+    other = small_copy.parent / "tiny-torch-cfg-other"
+    shutil.copytree(small_copy, other)
+    def recorded_elsewhere(m):
+        m["case"] = other.name
+        m["weights"]["sha256"]["model.safetensors"] = "f" * 64
+
+    edit_manifest(other, recorded_elsewhere)
+    code, out, _ = compare_cli(capsys, "--golden-dir", small_copy.parent,
+                               "--weights", tiny_checkpoint)
+    assert code == 0, out
+    assert f"{SMALL_CASE}: PASS" in out
+    assert f"{other.name}: not compared, recorded for other weights" in out
 
 
 def test_golden_without_weights_hash(small_copy, capsys, tiny_checkpoint):
     """An Arm TFLite golden hashes the .tflite files, not model.safetensors: refused unless
     asked for explicitly, and then the report says the weights were not verified."""
     edit_manifest(small_copy, lambda m: m["weights"]["sha256"].pop("model.safetensors"))
-    args = ["--golden-dir", small_copy.parent, "--weights", tiny_checkpoint]
+    args = ["--golden-dir", small_copy.parent, "--case", SMALL_CASE, "--weights", tiny_checkpoint]
     assert_bad_input(capsys, args, "records no weights sha256", "--unverified-weights")
     code, out, _ = compare_cli(capsys, *args, "--unverified-weights", "--json")
     assert code == 0
