@@ -28,7 +28,7 @@ echo "torch==2.13.0" > "$CONS"
 # The official model code without its training/dataset dependency tree.
 "${PIP[@]}" -c "$CONS" --no-deps stable-audio-tools==0.0.19 alias-free-torch==0.0.6 einops-exts==0.0.4
 "${PIP[@]}" -c "$CONS" einops safetensors huggingface_hub transformers==5.24.0 numpy packaging \
-  tqdm sentencepiece pytest hypothesis "mlx[cpu]>=0.29"
+  tqdm sentencepiece pytest pytest-benchmark hypothesis "mlx[cpu]>=0.29"
 "${PIP[@]}" -c "$CONS" litert-torch==0.10.0
 # The harness itself (for harness.reference), without its audio/runtime dependencies. mlx is
 # above only because harness.weights.synth derives checkpoint key names from the MLX model tree;
