@@ -230,7 +230,7 @@ def run_model(model, golden: Golden, names: list[str], *, replay: bool) -> dict[
 def compare_golden(model, golden: Golden, *, dtype: str = "fp32",
                    policy: Policy | None = None, notes: list[str] | None = None) -> CaseResult:
     """Compare every non-input golden tensor, in the golden's order, free run and replay."""
-    policy = policy or policy_for(golden.producer, dtype)
+    policy = policy or policy_for(golden.producer, dtype, golden.preset)
     tpath = golden.path / TENSORS_FILE
     names = [n for n in golden.manifest["order"] if not n.startswith("input.")]
     check_reference_tensors(golden, names)

@@ -67,6 +67,11 @@ class Golden:
     def producer(self) -> str:
         return self.manifest["producer"]
 
+    @property
+    def preset(self) -> str | None:
+        """The synth preset the golden was recorded from (None: a user's real weights)."""
+        return (self.manifest.get("weights") or {}).get("preset")
+
     def __getitem__(self, name: str) -> np.ndarray:
         return self.tensors[name]
 

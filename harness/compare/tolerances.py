@@ -80,7 +80,22 @@ FP32 = {
     "conditioner": Tolerance(75.0, 86.4),    # margin 11.4 dB
     "dit": Tolerance(75.0, 86.0),            # margin 11.0 dB
     "sampler": Tolerance(80.0, 91.4),        # margin 11.4 dB
-    "vae": Tolerance(35.0, 47.5),            # margin 12.5 dB (tiny: >= 87.4, margin 52 dB)
+    "vae": Tolerance(35.0, 47.5),            # margin 12.5 dB
+}
+
+# The floors above are set by the full-size goldens, whose depth and synthetic weights
+# amplify rounding; on the tiny preset they would leave 35-50 dB of slack, enough to hide
+# real slips (a qk-norm eps of 1e-5 for 1e-6 reads 95.6 dB on tiny). Goldens recorded from
+# the tiny synth (manifest weights.preset == "tiny") get floors from the tiny columns, same
+# rule: t5 min(127.5, 123.9), conditioner min(126.9, 124.2), dit min(121.1, 120.9), sampler
+# min(120.4, cfg 111.4), vae min(96.3, cfg 87.4); re-measured after the fastmath kernels
+# (MLX vs torch / LiteRT, all four tiny cases).
+FP32_TINY = {
+    "t5": Tolerance(110.0, 123.9),           # margin 13.9 dB
+    "conditioner": Tolerance(110.0, 124.2),  # margin 14.2 dB
+    "dit": Tolerance(110.0, 120.9),          # margin 10.9 dB
+    "sampler": Tolerance(100.0, 111.4),      # margin 11.4 dB
+    "vae": Tolerance(75.0, 87.4),            # margin 12.4 dB
 }
 
 # -- fp32 goldens vs MLX fp16 (load_model(dtype=float16): every weight and activation fp16) --
@@ -116,9 +131,13 @@ ARM = {
 }                                            # (channels swapped or interleaved, sign, gain;
                                              # the convT weight-norm mutant gives 5.0 dB here)
 
-POLICIES: dict[tuple[str, str], Policy] = {
+POLICIES: dict[tuple, Policy] = {
     ("torch", "fp32"): Policy("torch", "fp32", "torch fp32 golden vs MLX fp32", FP32),
     ("litert", "fp32"): Policy("litert", "fp32", "LiteRT fp32 golden vs MLX fp32", FP32),
+    ("torch", "fp32", "tiny"): Policy("torch", "fp32", "torch fp32 golden (tiny synth) vs MLX "
+                                      "fp32", FP32_TINY),
+    ("litert", "fp32", "tiny"): Policy("litert", "fp32", "LiteRT fp32 golden (tiny synth) vs "
+                                       "MLX fp32", FP32_TINY),
     ("torch", "fp16"): Policy("torch", "fp16", "torch fp32 golden vs MLX fp16", FP16),
     ("litert", "fp16"): Policy("litert", "fp16", "LiteRT fp32 golden vs MLX fp16", FP16),
     ("arm-tflite", "fp32"): Policy("arm-tflite", "fp32",
@@ -126,10 +145,14 @@ POLICIES: dict[tuple[str, str], Policy] = {
 }
 
 
-def policy_for(producer: str, dtype: str) -> Policy:
+def policy_for(producer: str, dtype: str, preset: str | None = None) -> Policy:
+    """The policy for (producer, MLX dtype); a preset-specific one (key with the preset)
+    wins over the general one, which is calibrated on full-size goldens."""
+    if (producer, dtype, preset) in POLICIES:
+        return POLICIES[(producer, dtype, preset)]
     try:
         return POLICIES[(producer, dtype)]
     except KeyError:
-        known = ", ".join(f"{p}/{d}" for p, d in POLICIES)
+        known = ", ".join(f"{k[0]}/{k[1]}" for k in POLICIES if len(k) == 2)
         raise BadInput(None, f"no tolerance policy for {producer} goldens compared with an "
                              f"MLX {dtype} run (known: {known})") from None

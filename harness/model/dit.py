@@ -12,6 +12,7 @@ import math
 import mlx.core as mx
 import mlx.nn as nn
 
+from harness.model import fastmath
 from harness.model.capture import tap
 from harness.model.config import DiTConfig
 from harness.model.layers import Conv1d, Identity, LayerNorm, Linear, SiLU
@@ -88,7 +89,7 @@ class Attention(nn.Module):
         if rotary is not None:
             q = tap(self, apply_rotary(q, *rotary), "q_rotary")
             k = tap(self, apply_rotary(k, *rotary), "k_rotary")
-        out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.dim_heads ** -0.5)
+        out = fastmath.attention(q, k, v, scale=self.dim_heads ** -0.5)
         b, h, n, d = out.shape
         out = out.transpose(0, 2, 1, 3).reshape(b, n, h * d)
         return tap(self, self.to_out(out))
@@ -103,7 +104,7 @@ class GLU(nn.Module):
 
     def __call__(self, x):
         value, gate = mx.split(self.proj(x), 2, axis=-1)
-        return value * nn.silu(gate)
+        return fastmath.gated_silu(value, gate)
 
 
 class FeedForward(nn.Module):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from functools import partial
-
 import mlx.core as mx
 import mlx.nn as nn
 
+from harness.model import fastmath
 from harness.model.capture import tap
 
 
@@ -24,33 +22,6 @@ class LayerNorm(nn.Module):
         return mx.fast.layer_norm(x, self.gamma, self.beta, self.eps)
 
 
-# sin^2 by range reduction and a polynomial, fused by mx.compile: MLX's CPU `sin` is scalar
-# (~10x slower than numpy's here) and the decoder's snakes touch ~10^9 elements per clip.
-# sin^2 has period pi, so only r = u - round(u/pi)*pi (Cody-Waite, 3-part pi) is needed;
-# a degree-13 odd Taylor polynomial on [-pi/2, pi/2] keeps the error at float32 rounding
-# (max 3.4e-7 absolute over |u| < 300, vs 1.4e-7 for mx.sin; suites/properties checks it).
-_PI = (3.140625, 9.67502593994140625e-04, 1.509957990978376432e-07)
-_SIN_TAYLOR = (1.0, -1 / 6, 1 / 120, -1 / 5040, 1 / 362880, -1 / 39916800, 1 / 6227020800)
-
-
-def sin_squared(u):
-    k = mx.round(u * (1 / math.pi))
-    r = u - k * _PI[0]
-    r = r - k * _PI[1]
-    r = r - k * _PI[2]
-    r2 = r * r
-    p = _SIN_TAYLOR[-1]
-    for c in reversed(_SIN_TAYLOR[:-1]):
-        p = p * r2 + c
-    s = r * p
-    return s * s
-
-
-@partial(mx.compile, shapeless=True)
-def _snake(x, alpha, inv_beta):
-    return x + inv_beta * sin_squared(alpha * x)
-
-
 class SnakeBeta(nn.Module):
     """y = x + 1/(exp(beta) + 1e-9) * sin(exp(alpha) * x)^2, per channel (last axis here)."""
 
@@ -62,7 +33,7 @@ class SnakeBeta(nn.Module):
     def __call__(self, x):
         alpha = mx.exp(self.alpha)
         inv_beta = 1.0 / (mx.exp(self.beta) + 1e-9)
-        return tap(self, _snake(x, alpha, inv_beta), channels_last=True)
+        return tap(self, fastmath.snake(x, alpha, inv_beta), channels_last=True)
 
 
 # MLX's CPU backend runs dilated and transposed convolutions through a naive loop
@@ -159,7 +130,7 @@ class Linear(nn.Linear):
 
 class SiLU(nn.Module):
     def __call__(self, x):
-        return nn.silu(x)
+        return fastmath.silu(x)
 
 
 class Identity(nn.Module):

@@ -1,7 +1,9 @@
 """`sao-harness mutants run`: every catalogued mutant against the harness's checks.
 
-Exit 0: the unmutated model passes every check and every mutant is caught; 1: a mutant
-survived or the control raised a false alarm; 2: bad input (missing golden, unknown mutant).
+Exit 0: the unmutated model passes every check, every mutant is caught and every audible
+mutant is also flagged by the audio checks on its own output; 1: a mutant survived, an
+audible one went unheard, or the control raised a false alarm; 2: bad input (missing golden,
+unknown mutant).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def register(sub) -> None:
 def cmd_list(args) -> int:
     from harness.mutants.run import CATALOGUE
 
-    rows = [{"name": m.name, "expected_module": m.expected_module, "symptom": m.symptom}
-            for m in CATALOGUE.values()]
+    rows = [{"name": m.name, "expected_module": m.expected_module, "symptom": m.symptom,
+             "audible": m.audible} for m in CATALOGUE.values()]
     if args.json:
         json.dump({"mutants": rows}, sys.stdout, indent=1)
         print()
@@ -47,11 +49,14 @@ def cmd_run(args) -> int:
     seconds = time.perf_counter() - t0
     survived = [o.name for o in mutants if not o.caught]
     localized = sum(o.localized for o in mutants)
-    passed = not control.caught and not survived
+    unheard = [o.name for o in mutants if o.audible and not o.heard]
+    audible = sum(o.audible for o in mutants)
+    passed = not control.caught and not survived and not unheard
     if args.json:
         json.dump({"passed": passed, "seconds": round(seconds, 2),
                    "control": control.to_dict(),
                    "caught": len(mutants) - len(survived), "localized": localized,
+                   "audible": audible, "heard": audible - len(unheard), "unheard": unheard,
                    "mutants": [o.to_dict() for o in mutants]}, sys.stdout, indent=1)
         print()
     else:
@@ -60,8 +65,9 @@ def cmd_run(args) -> int:
         for o in mutants:
             state = "caught" if o.caught else "SURVIVED"
             loc = "ok" if o.localized else "MISPLACED"
+            heard = ("heard" if o.heard else "UNHEARD") if o.audible else "inaudible"
             print(f"{o.name}: {state} by {', '.join(o.caught_by) or '-'} -> {o.localized_to} "
-                  f"({o.where}) expected {o.expected_module} [{loc}]")
+                  f"({o.where}) expected {o.expected_module} [{loc}, {heard}]")
         print(f"{len(mutants) - len(survived)}/{len(mutants)} caught, {localized}/{len(mutants)} "
-              f"localized, {seconds:.1f} s")
+              f"localized, {audible - len(unheard)}/{audible} audible ones heard, {seconds:.1f} s")
     return 0 if passed else 1

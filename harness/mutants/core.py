@@ -24,6 +24,9 @@ class Mutant:
     expected_module: str   # official module path of the first divergence it must cause
     symptom: str           # what a listener would hear
     apply: Callable[..., ContextManager[None]]  # apply(model, checkpoint)
+    # False where the symptom is below hearing at the tiny preset (the symptom says why);
+    # every audible mutant must also be flagged by the audio checks on its own output.
+    audible: bool = True
 
 
 CATALOGUE: dict[str, Mutant] = {}

@@ -1,5 +1,6 @@
 """The mutation catalogue against the harness's checks: every mutant caught, the first
-divergence (or the WAV check) naming its module; the unmutated model raises no alarm.
+divergence (or the WAV check) naming its module, every audible one also flagged by the audio
+checks on the clip it generates; the unmutated model raises no alarm.
 Default run: the control plus a 6-mutant subset (one per area); nightly: all of them."""
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ def bench(tiny_checkpoint):
 def _assert_caught_and_localized(outcomes):
     control, *mutants = outcomes
     assert control.name == "unmutated" and not control.caught, control.to_dict()
+    assert not control.heard_by, control.to_dict()
     for o in mutants:
         assert o.caught, f"{o.name} survived: {o.golden}"
         assert o.localized, f"{o.name}: localized to {o.localized_to}, expected {o.expected_module}"
+        if o.audible:
+            assert o.heard, f"{o.name}: audible ({o.symptom}) but no audio check flagged its clip"
 
 
 def test_catalogue_is_complete():
@@ -38,7 +42,24 @@ def test_fast_subset(bench):
     outcomes = run_catalogue(FAST, bench)
     _assert_caught_and_localized(outcomes)
     slow = next(o for o in outcomes if o.name == "interleaved-read-as-planar")
+    assert "speed_ratio" in slow.heard_by
     assert "wav:music:speed_ratio" in slow.caught_by or bench.music is None
+    flicker = next(o for o in outcomes if o.name == "convt-weight-layout")
+    assert flicker.heard and flicker.localized
+
+
+def test_audio_checks_count_only_what_the_clean_clip_passes(bench):
+    # The synthetic tiny decoder's own noise fails DC and the stride combs; those checks
+    # must not be what flags a mutant (the control would then be flagged too).
+    assert {"dc_offset", "comb_1378hz_db", "comb_5512hz_db"}.isdisjoint(bench.audio_applicable)
+    assert {"speed_ratio", "mrstft_distance", "side_correlation", "flicker_db",
+            "band_limit_db", "nonfinite_samples"} <= bench.audio_applicable
+
+
+def test_catalogue_marks_inaudible_mutants_with_a_reason():
+    for m in CATALOGUE.values():
+        if not m.audible:
+            assert "inaudible" in m.symptom or "not audible" in m.symptom, m.name
 
 
 @pytest.mark.nightly
@@ -56,3 +77,4 @@ def test_cli_json(tmp_path):
     (m,) = out["mutants"]
     assert m["name"] == "lr-swapped" and m["caught"] and m["localized_to"] == "output.wav"
     assert m["expected_module"] == "output.wav" and "wav:roundtrip" in m["caught_by"]
+    assert m["audible"] and m["heard_by"] == ["side_correlation"] and out["unheard"] == []

@@ -1,0 +1,79 @@
+"""The polynomial transcendentals and the CPU-stream split behind the model's speed work
+(`harness.model.fastmath`) against float64 numpy: each must stay at float32 rounding, so a
+faster kernel can never be what moves a golden."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import oracles
+from checks import EPS32
+from harness.model import fastmath
+
+TINY32 = float(np.finfo(np.float32).tiny)
+F32_FINITE = st.floats(-1e4, 1e4, width=32, allow_nan=False)
+
+
+def _np(a) -> np.ndarray:
+    return np.array(a).astype(np.float64)
+
+
+def test_exp_whole_range_at_float32_rounding():
+    x = np.linspace(-87, 88, 2_000_001, dtype=np.float32)
+    got, ref = _np(fastmath.exp(mx.array(x))), np.exp(x.astype(np.float64))
+    rel = np.max(np.abs(got - ref) / ref)
+    assert rel < 2 * EPS32, f"exp: max relative error {rel:.3g} > 2 eps"
+    # Out of range inputs clamp (softmax and SiLU only need exp(-large) ~ 0 and no inf).
+    edge = _np(fastmath.exp(mx.array(np.array([-1e4, -90.0, 89.0, 1e4], np.float32))))
+    assert np.all(np.isfinite(edge)) and edge[0] < 1e-37 and edge[1] < 1e-37, edge
+
+
+@given(arrays(np.float32, st.integers(1, 300), elements=F32_FINITE))
+def test_silu_and_gate_match_float64(x):
+    ref = x.astype(np.float64) * oracles.expit(x.astype(np.float64))
+    # Below x = -87 exp(-x) is clamped, so both exact and computed |silu| are < |x| e^-87;
+    # under float32's smallest normal (subnormal inputs) relative precision ends.
+    floor = np.abs(x.astype(np.float64)) * np.exp(-87.0) + TINY32
+    tol = 4 * EPS32 * np.abs(ref) + floor
+    got = _np(fastmath.silu(mx.array(x)))
+    assert np.all(np.abs(got - ref) <= tol), f"silu: worst {np.max(np.abs(got - ref) / tol):.3g} x tol"
+    value = np.flip(x).copy()
+    gated = _np(fastmath.gated_silu(mx.array(value), mx.array(x)))
+    ref_g = value.astype(np.float64) * ref
+    tol_g = 5 * EPS32 * np.abs(ref_g) + np.abs(value.astype(np.float64)) * floor + TINY32
+    assert np.all(np.abs(gated - ref_g) <= tol_g), "gated_silu"
+
+
+@settings(max_examples=40)
+@given(arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 70)),
+              elements=st.floats(-60, 60, width=32)))
+def test_softmax_matches_float64(s):
+    got = _np(fastmath.softmax(mx.array(s)))
+    ref = oracles.softmax(s.astype(np.float64))
+    # The shift s - max rounds by |s - max| eps/2 absolute, which exp turns into as much
+    # relative error; then each exp by ~2 eps and the sum of n terms by ~n eps relative.
+    shift = np.abs(s.astype(np.float64) - s.max(axis=-1, keepdims=True))
+    tol = (s.shape[-1] + 4 + shift) * EPS32 * ref + 1e-30
+    assert np.all(np.abs(got - ref) <= tol), f"softmax: worst {np.max(np.abs(got - ref) / tol):.3g} x tol"
+
+
+def test_sin_squared_at_float32_rounding():
+    u = np.linspace(-300, 300, 2_000_001, dtype=np.float32)
+    err = np.max(np.abs(_np(mx.compile(fastmath.sin_squared)(mx.array(u)))
+                        - np.sin(u.astype(np.float64)) ** 2))
+    assert err < 4e-7, f"sin^2: max abs error {err:.3g}"
+
+
+def test_cpu_stream_split_is_bit_identical():
+    rng = np.random.default_rng(0)
+    x = mx.array(rng.standard_normal((2, 3001, 400), dtype=np.float32))  # > PARALLEL_MIN
+    alpha = mx.array(rng.uniform(0.5, 3, 400).astype(np.float32))
+    inv_beta = mx.array(rng.uniform(0.5, 2, 400).astype(np.float32))
+    assert x.size >= fastmath.PARALLEL_MIN_ELEMENTS
+    split = np.array(fastmath.snake(x, alpha, inv_beta))
+    whole = np.array(fastmath._snake(x, alpha, inv_beta))
+    assert split.shape == whole.shape and np.array_equal(split, whole), "stream split changed values"
