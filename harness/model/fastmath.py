@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import os
-from functools import lru_cache, partial
+import threading
+from functools import partial
 
 import mlx.core as mx
 
@@ -109,9 +110,15 @@ def snake(x, alpha, inv_beta):
 PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
-@lru_cache(maxsize=None)
+_local = threading.local()  # MLX streams belong to the thread that made them
+
+
 def _cpu_streams(n: int) -> tuple:
-    return tuple(mx.new_stream(mx.cpu) for _ in range(n))
+    streams = getattr(_local, "streams", ())
+    if len(streams) < n:
+        streams = _local.streams = streams + tuple(mx.new_stream(mx.cpu)
+                                                   for _ in range(n - len(streams)))
+    return streams[:n]
 
 
 def _cpu_cores() -> int:

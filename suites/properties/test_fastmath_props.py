@@ -77,3 +77,16 @@ def test_cpu_stream_split_is_bit_identical():
     split = np.array(fastmath.snake(x, alpha, inv_beta))
     whole = np.array(fastmath._snake(x, alpha, inv_beta))
     assert split.shape == whole.shape and np.array_equal(split, whole), "stream split changed values"
+
+
+def test_cpu_stream_split_works_from_any_thread():
+    # MLX streams are per thread; the gate runs model stages in worker threads.
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = mx.array(np.linspace(-3, 3, 2 * 1100 * 1000, dtype=np.float32).reshape(2, 1100, 1000))
+    one = mx.ones((1000,))
+    whole = np.array(fastmath._snake(x, one, one))
+    snake_once = lambda: np.array(fastmath.snake(x, one, one))
+    with ThreadPoolExecutor(2) as pool:
+        for got in [snake_once()] + list(pool.map(lambda _: snake_once(), range(3))):
+            assert np.array_equal(got, whole)
