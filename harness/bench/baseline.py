@@ -51,9 +51,9 @@ def class_dir(cls: str | None = None) -> Path:
 def gate_env() -> dict[str, str]:
     """This environment with single-threaded BLAS, and OpenBLAS preloaded on Linux when
     installed (what users run; the bundled reference BLAS would time a different kernel)."""
-    from harness.blas import openblas_path
+    from harness.blas import malloc_env, openblas_path
 
-    env = dict(os.environ, **GATE_THREADS)
+    env = dict(os.environ, **GATE_THREADS, **malloc_env())
     lib = openblas_path()
     if sys.platform.startswith("linux") and lib and lib not in env.get("LD_PRELOAD", ""):
         env["LD_PRELOAD"] = ":".join(filter(None, [lib, env.get("LD_PRELOAD")]))

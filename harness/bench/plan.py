@@ -32,7 +32,7 @@ ROUNDS = {
     "tiny": {"t5": (3, 30), "conditioner": (3, 30), "dit": (2, 20), "sampler_step": (2, 20),
              "sampling": (1, 5), "vae_decode": (2, 10), "vae_decode_short": (2, 20),
              "generate": (1, 3)},
-    "full": {"t5": (1, 5), "conditioner": (1, 5), "dit": (1, 3), "sampler_step": (1, 3),
+    "full": {"t5": (1, 5), "conditioner": (1, 5), "dit": (2, 5), "sampler_step": (2, 5),
              "sampling": (0, 1), "vae_decode": (0, 1), "vae_decode_short": (1, 2),
              "generate": (0, 1)},
 }
