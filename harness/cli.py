@@ -41,21 +41,15 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sao-harness", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name):  # area not present in this build
-                continue
-            raise
-        module.register(sub)
+    for name in COMMAND_MODULES:  # every area ships in every build: a missing one is a bug
+        importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None and args.command in PRELOAD_COMMANDS:
-        reexec_with_openblas()  # slow bundled BLAS on Linux: restart once with OpenBLAS
+        reexec_with_openblas()  # Linux: restart once with OpenBLAS and the heap settings
     try:
         code = args.func(args)
     except BadInput as e:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import BadInput
+from harness.weights.safetensors_io import read_safetensors
 
 T5_TIED_KEY = "encoder.embed_tokens.weight"
 
@@ -41,18 +42,9 @@ def _read_json(path: Path) -> dict:
 
 
 def _read_tensors(path: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
-    if not path.is_file():
-        raise BadInput(path, "missing")
-    try:
-        tensors = load_file(str(path))
-    except Exception as e:  # safetensors raises several types for a damaged file
-        raise BadInput(path, f"not a readable safetensors file ({e})") from None
-    for name, t in tensors.items():
-        if t.dtype.kind == "f" and not np.isfinite(t).all():
-            raise BadInput(path, f"tensor {name} has non-finite values")
-    return tensors
+    # The harness's strict reader: refuses pickles, truncation, overlaps and NaN/Inf, and
+    # names the tensor; BF16 is widened to float32 (load_state_dict casts to the module).
+    return read_safetensors(path)
 
 
 @dataclass

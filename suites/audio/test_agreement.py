@@ -10,7 +10,7 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from harness.audio import check, corpus, io, metrics
+from harness.audio import check, io, metrics
 
 
 @pytest.fixture(scope="module")

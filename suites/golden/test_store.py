@@ -75,7 +75,7 @@ def test_round_trip_and_order(tmp_path):
     ("manifest", "manifest.json: does not parse as JSON"),
     ("no-manifest", "manifest.json: missing"),
     ("no-tensors", "tensors.safetensors: missing"),
-    ("truncate", "tensors.safetensors: not a readable safetensors file"),
+    ("truncate", "tensors.safetensors: tensor input.noise: data ends at byte"),
     ("shape", "tensor model.model is float32[2, 3, 4], manifest says float32[3, 2, 4]"),
     ("extra", "tensor model.model listed in the manifest is missing"),
 ])
