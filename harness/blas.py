@@ -6,8 +6,10 @@
   large MLX buffer (the VAE's 128-channel activations are 268 MB at 256 frames) is paid again
   in page faults and kernel zeroing: a 268 MB add took 179 ms, a 128x128 GEMM over it 302 ms.
   With mmap off and no trimming, freed memory stays in the heap for the next buffer: 49 and
-  124 ms, and the full VAE decode of 256 frames 28.4 s -> 19.5 s. Memory is then not
-  returned to the OS until exit (peak RSS is unchanged).
+  124 ms, and the full VAE decode of 256 frames 28.4 s -> 19.5 s. The price is memory: the
+  heap is not returned to the OS and fragments, so a full 11 s `generate` peaks at 8.5 GB RSS
+  instead of 5.1 GB (for 27.5 s instead of 42.5 s). Setting MALLOC_MMAP_MAX_ yourself (e.g.
+  to glibc's default 65536) opts out: a value the user set is never changed.
 Both need to be in place before the process starts: `sao-harness` re-executes itself with
 them, `eval "$(python -m harness.blas)"` sets them in a shell.
 """
