@@ -62,6 +62,7 @@ class Attention(nn.Module):
         super().__init__()
         self.num_heads = dim // dim_heads
         self.dim_heads = dim_heads
+        self.scale = dim_heads ** -0.5
         self.cross = dim_context is not None
         if self.cross:
             self.to_q = Linear(dim, dim, bias=False)
@@ -76,20 +77,24 @@ class Attention(nn.Module):
         b, n, _ = x.shape
         return x.reshape(b, n, self.num_heads, self.dim_heads).transpose(0, 2, 1, 3)
 
+    def _qk(self, q, k, rotary):
+        """Per-head q, k -> normed and rotated. qk LayerNorm comes before RoPE in the
+        official Attention.forward."""
+        q = tap(self.q_norm, self.q_norm(q))
+        k = tap(self.k_norm, self.k_norm(k))
+        if rotary is not None:
+            q = tap(self, apply_rotary(q, *rotary), "q_rotary")
+            k = tap(self, apply_rotary(k, *rotary), "k_rotary")
+        return q, k
+
     def __call__(self, x, context=None, rotary=None):
         if self.cross:
             q = self.to_q(x)
             k, v = mx.split(self.to_kv(context), 2, axis=-1)
         else:
             q, k, v = mx.split(self.to_qkv(x), 3, axis=-1)
-        q, k, v = self._heads(q), self._heads(k), self._heads(v)
-        # qk LayerNorm comes before RoPE in the official Attention.forward.
-        q = tap(self.q_norm, self.q_norm(q))
-        k = tap(self.k_norm, self.k_norm(k))
-        if rotary is not None:
-            q = tap(self, apply_rotary(q, *rotary), "q_rotary")
-            k = tap(self, apply_rotary(k, *rotary), "k_rotary")
-        out = fastmath.attention(q, k, v, scale=self.dim_heads ** -0.5)
+        q, k = self._qk(self._heads(q), self._heads(k), rotary)
+        out = fastmath.attention(q, k, self._heads(v), scale=self.scale)
         b, h, n, d = out.shape
         out = out.transpose(0, 2, 1, 3).reshape(b, n, h * d)
         return tap(self, self.to_out(out))

@@ -137,24 +137,14 @@ def _freqs_without_prepend(self, seq_len):
     return mx.cos(f), mx.sin(f)
 
 
-def _attention_norm_after_rope(self, x, context=None, rotary=None):
-    if self.cross:
-        q = self.to_q(x)
-        k, v = mx.split(self.to_kv(context), 2, axis=-1)
-    else:
-        q, k, v = mx.split(self.to_qkv(x), 3, axis=-1)
-    q, k, v = self._heads(q), self._heads(k), self._heads(v)
+def _qk_norm_after_rope(self, q, k, rotary):
     if rotary is not None:  # BUG: RoPE before the qk LayerNorm
-        q = apply_rotary(q, *rotary)
-        k = apply_rotary(k, *rotary)
+        q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
     q = tap(self.q_norm, self.q_norm(q))
     k = tap(self.k_norm, self.k_norm(k))
     if rotary is not None:
-        q = tap(self, q, "q_rotary")
-        k = tap(self, k, "k_rotary")
-    out = fastmath.attention(q, k, v, scale=self.dim_heads ** -0.5)
-    b, h, n, d = out.shape
-    return tap(self, self.to_out(out.transpose(0, 2, 1, 3).reshape(b, n, h * d)))
+        q, k = tap(self, q, "q_rotary"), tap(self, k, "k_rotary")
+    return q, k
 
 
 def _glu_swapped(self, x):
@@ -308,7 +298,7 @@ MUTANTS = [
     Mutant("qk-norm-after-rope", f"{BLOCK0}.self_attn.q_norm",
            "LayerNorm applied to rotated q/k re-mixes the rotation: attention loses relative "
            "position: loose rhythm, 'slow motion'-like smeared onsets",
-           _method(Attention, "__call__", _attention_norm_after_rope)),
+           _method(Attention, "_qk", _qk_norm_after_rope)),
     Mutant("glu-value-gate-swapped", f"{BLOCK0}.ff",
            "GLU gates the wrong half: every feed-forward layer computes a different function: "
            "noise-like, prompt-agnostic output", _method(GLU, "__call__", _glu_swapped)),

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import BadInput
-from harness.mutants import catalogue_io, catalogue_model  # noqa: F401  (registers them)
-from harness.mutants.core import CATALOGUE, Mutant
+from harness.mutants import CATALOGUE, catalogue_io
+from harness.mutants.core import Mutant
 
 CASE = "tiny-torch"
 AUDIO_SEED = 1

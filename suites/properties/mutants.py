@@ -10,7 +10,6 @@ unzeroed T5 padding, L/R swapped writer).
 from __future__ import annotations
 
 import mlx.core as mx
-import mlx.nn as nn
 import numpy as np
 import soundfile as sf
 
@@ -18,6 +17,7 @@ from harness.model.conditioner import NumberConditioner
 from harness.model.dit import GLU, Attention, RotaryEmbedding, apply_rotary
 from harness.model.layers import LayerNorm, SnakeBeta
 from harness.model.sampler import cfg_denoiser, logsnr_schedule
+from harness.mutants import catalogue_model
 from harness.weights.convert import TO_MLX, TO_OFFICIAL, conv_modules
 
 
@@ -239,45 +239,24 @@ class AttentionHeadsDH(Attention):
         return x.reshape(b, n, self.dim_heads, self.num_heads).transpose(0, 3, 1, 2)
 
 
-def _attend(self, x, context, rotary, norm_before_rope=True, scale=None):
-    """The real Attention forward with two knobs a port can get wrong."""
-    if self.cross:
-        q = self.to_q(x)
-        k, v = mx.split(self.to_kv(context), 2, axis=-1)
-    else:
-        q, k, v = mx.split(self.to_qkv(x), 3, axis=-1)
-    q, k, v = self._heads(q), self._heads(k), self._heads(v)
-    if norm_before_rope:
-        q, k = self.q_norm(q), self.k_norm(k)
-    if rotary is not None:
-        q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-    if not norm_before_rope:
-        q, k = self.q_norm(q), self.k_norm(k)
-    out = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale or self.dim_heads ** -0.5)
-    b, h, n, d = out.shape
-    return self.to_out(out.transpose(0, 2, 1, 3).reshape(b, n, h * d))
-
-
 class AttentionNormAfterRope(Attention):
-    """qk LayerNorm applied after RoPE instead of before."""
+    """qk LayerNorm applied after RoPE instead of before (the catalogue's mutant)."""
 
-    def __call__(self, x, context=None, rotary=None):
-        return _attend(self, x, context, rotary, norm_before_rope=False)
+    _qk = catalogue_model._qk_norm_after_rope
 
 
 class AttentionModelDimScale(Attention):
     """Scores scaled by 1/sqrt(model dim) instead of 1/sqrt(dim_heads)."""
 
-    def __call__(self, x, context=None, rotary=None):
-        return _attend(self, x, context, rotary, scale=(self.num_heads * self.dim_heads) ** -0.5)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scale = (self.num_heads * self.dim_heads) ** -0.5
 
 
 class GLUSwapped(GLU):
-    """gate | value instead of value | gate."""
+    """gate | value instead of value | gate (the catalogue's mutant)."""
 
-    def __call__(self, x):
-        gate, value = mx.split(self.proj(x), 2, axis=-1)
-        return value * nn.silu(gate)
+    __call__ = catalogue_model._glu_swapped
 
 
 class GLUSigmoid(GLU):
