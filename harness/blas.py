@@ -99,7 +99,7 @@ def openblas_env() -> dict[str, str]:
     return env
 
 
-def reexec_with_openblas() -> None:
+def reexec_with_runtime_env() -> None:
     """Restart this process, once, with `runtime_env` when something of it is missing."""
     extra = runtime_env()
     if not extra or os.environ.get("SAO_HARNESS_NO_PRELOAD"):

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from harness.blas import reexec_with_openblas
+from harness.blas import reexec_with_runtime_env
 from harness.errors import BadInput, CheckFailed
 
 # Commands that run the model long enough for the BLAS to matter.
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None and args.command in PRELOAD_COMMANDS:
-        reexec_with_openblas()  # Linux: restart once with OpenBLAS and the heap settings
+        reexec_with_runtime_env()  # Linux: restart once with OpenBLAS and the heap settings
     try:
         code = args.func(args)
     except BadInput as e:

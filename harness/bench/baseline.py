@@ -49,15 +49,13 @@ def class_dir(cls: str | None = None) -> Path:
 
 
 def gate_env() -> dict[str, str]:
-    """This environment with single-threaded BLAS, and OpenBLAS preloaded on Linux when
-    installed (what users run; the bundled reference BLAS would time a different kernel)."""
-    from harness.blas import malloc_env, openblas_path
+    """This environment plus `harness.blas.runtime_env` (what users run: the OpenBLAS preload
+    with its kernel family, the heap settings) and single-threaded BLAS. The same whether or
+    not the calling shell ran `eval "$(python -m harness.blas)"`, so a baseline recorded by
+    hand and the CI comparison time the same kernels."""
+    from harness.blas import runtime_env
 
-    env = dict(os.environ, **GATE_THREADS, **malloc_env())
-    lib = openblas_path()
-    if sys.platform.startswith("linux") and lib and lib not in env.get("LD_PRELOAD", ""):
-        env["LD_PRELOAD"] = ":".join(filter(None, [lib, env.get("LD_PRELOAD")]))
-    return env
+    return dict(os.environ, **runtime_env(), **GATE_THREADS)
 
 
 def pytest_cmd(preset: str, *extra: str, nodes: tuple[str, ...] = (BENCH_FILE,)) -> list[str]:

@@ -100,7 +100,7 @@ def _snake(x, alpha, inv_beta):
 
 def snake(x, alpha, inv_beta):
     """x + inv_beta * sin^2(alpha * x), per channel on the last axis; (B, T, C) input."""
-    return on_cpu_streams(_snake, (x,), alpha, inv_beta)
+    return on_cpu_streams(_snake, x, alpha, inv_beta)
 
 
 # MLX's CPU backend runs each elementwise kernel on one thread, while BLAS uses every core.
@@ -128,17 +128,16 @@ def _cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def on_cpu_streams(fn, split: tuple, *shared):
-    """fn(*split, *shared) for an elementwise fn: the `split` arrays (same shape) are cut
-    along axis 1, the `shared` ones are passed whole (they broadcast along axis 1)."""
-    x = split[0]
+def on_cpu_streams(fn, x, *shared):
+    """fn(x, *shared) for an elementwise fn: x is cut along axis 1, the `shared` arrays are
+    passed whole (they broadcast along axis 1)."""
     n = min(_cpu_cores(), 8)
     if (n < 2 or x.ndim < 2 or x.size < PARALLEL_MIN_ELEMENTS or x.shape[1] < n
             or mx.default_device().type != mx.cpu):
-        return fn(*split, *shared)
+        return fn(x, *shared)
     bounds = [x.shape[1] * i // n for i in range(n + 1)]
     parts = []
     for stream, a, b in zip(_cpu_streams(n), bounds, bounds[1:]):
         with mx.stream(stream):
-            parts.append(fn(*(s[:, a:b] for s in split), *shared))
+            parts.append(fn(x[:, a:b], *shared))
     return mx.concatenate(parts, axis=1)

@@ -98,37 +98,40 @@ class Bench:
         self.noise, self.step_noise = g["input.noise"], list(g["input.step_noise"])
         self.music = _music_clip()
 
-        from harness.audio.check import MIN_SAMPLES, check_audio, reference_signal
+        from harness.audio.check import MIN_SAMPLES
         from harness.bench.plan import fixed_inputs
 
         cfg = self.model.config
         frames = -(-MIN_SAMPLES // cfg.vae.downsampling_ratio)
         self.audio_inputs = fixed_inputs(cfg, frames, seed=AUDIO_SEED)
-        clean = self.generate_clip()
-        self.clean_signal = reference_signal(clean, self.sr)
-        self.audio_applicable = {c.name for c in check_audio(
-            clean, self.sr, reference=self.clean_signal).checks if c.passed}
+        self.clean_signal, self.audio_applicable = self._reference(self.generate_clip())
+        self.music_signal, self.music_applicable = (None, None) if self.music is None \
+            else self._reference(self.music)
 
-        # checks the clean clip passes against itself: the only ones that may raise alarms
-        self.music_signal = None if self.music is None else reference_signal(self.music, self.sr)
-        self.music_applicable = None if self.music is None else {
-            c.name for c in check_audio(self.music, self.sr, reference=self.music_signal).checks
-            if c.passed}
+    def _reference(self, clean: np.ndarray):
+        """(reference signal, the checks the clean clip passes against itself): only those
+        may raise an alarm on a mutant."""
+        from harness.audio.check import check_audio, reference_signal
 
-    def generate(self) -> np.ndarray:
+        signal = reference_signal(clean, self.sr)
+        return signal, {c.name for c in check_audio(clean, self.sr, reference=signal).checks
+                        if c.passed}
+
+    def _run(self, ids, mask, secs, noise, step_noise) -> np.ndarray:
         import mlx.core as mx
 
-        _, audio = self.model.run(self.ids, self.mask, self.secs, self.noise, self.step_noise)
+        _, audio = self.model.run(ids, mask, secs, noise, step_noise)
         return np.array(audio.astype(mx.float32))
+
+    def generate(self) -> np.ndarray:
+        """The golden's inputs: (B, 2, N)."""
+        return self._run(self.ids, self.mask, self.secs, self.noise, self.step_noise)
 
     def generate_clip(self) -> np.ndarray:
         """The first (only) clip of the audio inputs, planar (2, N)."""
-        import mlx.core as mx
-
         g = self.audio_inputs
-        _, audio = self.model.run(g.input_ids, g.attention_mask, g.seconds_total, g.noise,
-                                  g.step_noise)
-        return np.array(audio.astype(mx.float32))[0]
+        return self._run(g.input_ids, g.attention_mask, g.seconds_total, g.noise,
+                         g.step_noise)[0]
 
     # -- the three checks ------------------------------------------------------------------------
 
