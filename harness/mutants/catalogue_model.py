@@ -152,26 +152,23 @@ def _glu_swapped(self, x):
     return fastmath.gated_silu(value, gate)
 
 
-@contextmanager
-def _qk_norm_eps(model, checkpoint):
-    from contextlib import ExitStack
+def _dit_norm_eps(kind, eps):
+    """Every DiT norm of class `kind` with `eps`: nn.LayerNorm are the qk norms (official
+    1e-6), harness LayerNorm the block norms (official 1e-5)."""
+    @contextmanager
+    def apply(model, checkpoint):
+        from contextlib import ExitStack
 
-    with ExitStack() as stack:
-        for _, m in model.dit.named_modules():
-            if isinstance(m, nn.LayerNorm):  # the qk norms: official eps 1e-6
-                stack.enter_context(patched(m, "eps", 1e-5))  # BUG: the block norms' 1e-5
-        yield
+        with ExitStack() as stack:
+            for _, m in model.dit.named_modules():
+                if isinstance(m, kind):
+                    stack.enter_context(patched(m, "eps", eps))
+            yield
+    return apply
 
 
-@contextmanager
-def _block_norm_eps(model, checkpoint):
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:
-        for _, m in model.dit.named_modules():
-            if isinstance(m, LayerNorm):  # the block norms: official eps 1e-5
-                stack.enter_context(patched(m, "eps", 1e-6))  # BUG: mlx/HF-style 1e-6
-        yield
+_qk_norm_eps = _dit_norm_eps(nn.LayerNorm, 1e-5)      # BUG: the block norms' 1e-5
+_block_norm_eps = _dit_norm_eps(LayerNorm, 1e-6)      # BUG: the mlx/HF-style 1e-6
 
 
 @contextmanager
