@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import BadInput
+from harness.host import cpu_model
 from harness.reference.inputs import DEFAULT_LENGTHS, DEFAULT_SECONDS
 
 TOLERANCE_CLASS = {"torch": "torch-fp32", "litert": "litert-fp32", "arm-tflite": "arm-tflite"}
@@ -107,6 +108,7 @@ def run(args) -> Path:
         manifest = build_manifest(
             args.case, args.producer, tensors, TOLERANCE_CLASS[args.producer],
             versions=_versions(args.producer), settings=settings,
+            host={"machine": platform.machine(), "cpu": cpu_model()},
             weights={"synth": synth, "sha256": ckpt.sha256, "preset": ckpt.preset},
             config=ckpt.config, t5_config=ckpt.t5_config)
         return write_golden(args.root, args.case, tensors, manifest, overwrite=args.force)

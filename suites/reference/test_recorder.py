@@ -130,12 +130,21 @@ def test_euler_steps(tiny_reference):
     assert not any(n.endswith(".denoised") for n in t)
 
 
-def test_committed_golden_re_records_bit_for_bit(tmp_path):
-    """golden/tiny-torch is what the official code computes today from synth tiny seed 0."""
+def test_committed_golden_re_records(tmp_path):
+    """golden/tiny-torch is what the official code computes today from synth tiny seed 0.
+
+    Inputs (token ids, masks, seeded noise) must come back bit for bit: numpy makes them. Model
+    outputs are compared within the golden's own tolerance policy, never bit for bit: the
+    golden may have been recorded on another CPU (manifest `host.cpu`), and torch's CPU
+    kernels differ in the last bits between vendors. The floors sit >= 10 dB under the worst
+    reference-vs-reference SNR measured (harness/compare/tolerances.py), while a torch
+    re-record on the same kernels is exact; a changed model or recorder falls far below."""
     import subprocess
     import sys
 
+    from harness.compare.metrics import measure
     from harness.compare.store import load_golden
+    from harness.compare.tolerances import policy_for
     from harness.reference import clean_env
 
     committed = load_golden("tiny-torch")
@@ -149,5 +158,17 @@ def test_committed_golden_re_records_bit_for_bit(tmp_path):
     again = load_golden("re", tmp_path)
     assert again.manifest["weights"]["sha256"] == committed.manifest["weights"]["sha256"], \
         "harness.weights.synth changed since golden/ was recorded: re-record the tiny goldens"
+    assert again.manifest["host"]["cpu"], "the manifest records the CPU it was recorded on"
+    assert list(again.tensors) == list(committed.tensors)
+    policy = policy_for(committed.producer, "fp32", committed.preset)
+    failures = []
     for name in committed.tensors:
-        assert again[name].tobytes() == committed[name].tobytes(), name
+        ref, got = committed[name], again[name]
+        assert got.shape == ref.shape and got.dtype == ref.dtype, name
+        tol = policy.tolerance(name)
+        if tol is None:  # inputs: numpy-made, exact on every machine
+            assert got.tobytes() == ref.tobytes(), name
+        elif not tol.accepts(m := measure(got, ref)):
+            failures.append(f"{name}: {tol.why_not(m)}")
+    recorded_on = committed.manifest.get("host", {}).get("cpu", "an unrecorded CPU")
+    assert not failures, f"re-record vs golden recorded on {recorded_on}: " + "; ".join(failures)
