@@ -9,7 +9,6 @@ music they have not seen.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from harness.errors import BadInput
+from harness.settings import cache_root
 
 NOIZ2SA_DIR = Path("/usr/share/games/noiz2sa/sounds")
 OPENMSX_DIR = Path("/usr/share/games/openttd/baseset/openmsx")
@@ -73,8 +73,7 @@ def missing_packages(needs=("noiz2sa", "openmsx")) -> list[str]:
 
 def cache_dir() -> Path:
     """Rendered clips live under $SAO_HARNESS_CACHE/audio (default the user cache)."""
-    root = Path(os.environ.get("SAO_HARNESS_CACHE")
-                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sao-harness")
+    root = cache_root()
     d = root / "audio"
     d.mkdir(parents=True, exist_ok=True)
     return d

@@ -11,9 +11,11 @@ import os
 import platform
 import sys
 
+from harness import settings
+
 
 def machine_class() -> str:
-    override = os.environ.get("SAO_BENCH_MACHINE_CLASS")
+    override = settings.machine_class_override()
     if override:
         return override
     system = "darwin" if sys.platform == "darwin" else sys.platform.rstrip("0123456789")

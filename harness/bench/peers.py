@@ -1,7 +1,7 @@
 """Run the peers (official PyTorch, LiteRT) in the reference venv and return their table rows.
 
 The harness's own env has no torch, so `harness.reference.peer_timing` runs under
-`$SAO_REFERENCE_PYTHON` (default /work/refvenv/bin/python) on this source tree. When that
+the reference virtualenv's python (`harness.settings.reference_python`) on this source tree. When that
 python is missing or the run fails, every peer row carries a note saying so and the MLX
 rows are still reported.
 """
@@ -29,7 +29,7 @@ def peer_rows(checkpoint: Path, preset: str, stages: list[str], frames: dict[str
               vae_frames: int, cache_dir: Path | None = None, impls=PEER_IMPLS,
               progress: bool = True) -> tuple[list[Row], dict]:
     """-> (rows, info: threads/versions/max RSS of the peer process, or the failure)."""
-    from harness.compare.commands import reference_python
+    from harness.settings import reference_python
 
     if not stages or not impls:
         return [], {}

@@ -2,8 +2,8 @@
 
 record runs the official reference (PyTorch stable-audio-tools, or its LiteRT export, or a
 user's Arm TFLite files) in a subprocess (`python -m harness.reference.record`, same
-arguments): this env's python if it has torch, else `$SAO_REFERENCE_PYTHON` (default
-/work/refvenv/bin/python; built by harness/reference/install_env.sh).
+arguments): this env's python if it has torch, else the reference virtualenv's
+(`harness.settings.reference_python`; built by harness/reference/install_env.sh).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from pathlib import Path
 
 from harness.compare.store import DEFAULT_ROOT, MANIFEST_FILE, TENSORS_FILE, case_dirs, check_golden
 from harness.errors import BadInput
-
-DEFAULT_REFERENCE_PYTHON = "/work/refvenv/bin/python"
+from harness.settings import reference_python
 
 
 def register(sub) -> None:
@@ -43,15 +42,6 @@ def register(sub) -> None:
     p.add_argument("--root", default=str(DEFAULT_ROOT))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
-
-
-def reference_python() -> str:
-    python = os.environ.get("SAO_REFERENCE_PYTHON", DEFAULT_REFERENCE_PYTHON)
-    if not Path(python).exists():
-        raise BadInput(python, "reference python not found: build it with "
-                               "`bash harness/reference/install_env.sh VENV` and set "
-                               "SAO_REFERENCE_PYTHON=VENV/bin/python")
-    return python
 
 
 def cmd_record(args) -> int:

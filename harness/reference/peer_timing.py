@@ -38,6 +38,7 @@ from harness.model.config import ModelConfig, T5Config
 from harness.reference.build import load_reference
 from harness.reference.litert import Conditioners, sample_kwargs, wrappers
 from harness.reference.tflite import bind
+from harness.settings import cache_root
 
 ROLE = {"dit": "dit", "vae_decode": "autoencoder", "vae_decode_short": "autoencoder"}
 
@@ -187,8 +188,7 @@ def run(args) -> dict:
 
 
 def default_cache_dir() -> Path:
-    root = Path(os.environ.get("SAO_HARNESS_CACHE")
-                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sao-harness")
+    root = cache_root()
     return root / "litert-exports"
 
 

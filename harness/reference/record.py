@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import BadInput
+from harness import settings
 from harness.host import cpu_model
 from harness.reference.inputs import DEFAULT_LENGTHS, DEFAULT_SECONDS
 
@@ -200,9 +201,9 @@ def _quiet() -> None:
 def main(argv: list[str] | None = None) -> int:
     from harness.reference import clean_env, foreign_blas_loaded
 
-    if foreign_blas_loaded() and argv is None and not os.environ.get("SAO_REFERENCE_CLEAN"):
+    if foreign_blas_loaded() and argv is None and not settings.in_clean_reexec():
         # Restart once without the OpenBLAS preload: torch must use its own (pinned) MKL.
-        env = dict(clean_env(os.environ), SAO_REFERENCE_CLEAN="1")
+        env = dict(clean_env(os.environ), **settings.CLEAN_REEXEC)
         os.execve(sys.executable, [sys.executable, "-m", "harness.reference.record",
                                    *sys.argv[1:]], env)
     if foreign_blas_loaded():

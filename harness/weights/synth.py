@@ -31,6 +31,7 @@ from harness.errors import BadInput
 from harness.model.config import PRESETS, ModelConfig
 from harness.weights.safetensors_io import write_safetensors
 from harness.weights.validate import expected_checkpoint, expected_t5
+from harness.settings import cache_root
 
 NP_DTYPE = {"F32": np.float32, "F16": np.float16}
 # Bump when the bytes for a (preset, seed) change: cached default checkpoints are keyed by it,
@@ -122,8 +123,7 @@ def write_checkpoint(preset: str | ModelConfig, seed: int, out_dir: str | Path) 
 
 def default_checkpoint(preset: str = "tiny", seed: int = 0) -> Path:
     """The seeded checkpoint used when no --weights is given, made once in the user cache."""
-    root = Path(os.environ.get("SAO_HARNESS_CACHE")
-                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sao-harness")
+    root = cache_root()
     path = root / f"{preset}-seed{seed}-synth{SYNTH_VERSION}"
     if not (path / "model.safetensors").exists():
         try:

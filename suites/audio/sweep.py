@@ -1,6 +1,6 @@
 """Weakest depth of each fault that its intended check still flags on every clip of a split.
 
-    /work/venv/bin/python suites/audio/sweep.py [--split calibration|test]
+    python suites/audio/sweep.py [--split calibration|test]
 
 Depths go from the nominal one toward weaker; the sweep stops at the first depth missed on
 any clip and prints the last depth caught everywhere (the number quoted in the report).

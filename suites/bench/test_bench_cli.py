@@ -65,7 +65,7 @@ def test_bad_input_is_one_line(args, needle):
 @pytest.mark.reference
 def test_peers_time_the_same_stage():
     """Needs the reference venv; LiteRT exports are cached in the user cache after a first run."""
-    from harness.compare.commands import reference_python
+    from harness.settings import reference_python
     from harness.errors import BadInput
 
     try:

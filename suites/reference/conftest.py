@@ -1,5 +1,5 @@
 """Fixtures for the reference suites: they need the reference venv (torch, stable-audio-tools,
-litert). Run them with `/work/refvenv/bin/python -m pytest suites/reference`; elsewhere they skip
+litert). Run them with `.venv-ref/bin/python -m pytest -m reference suites/reference`; elsewhere they skip
 and say so."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ sha256 the export recorded. Re-export (reference venv) if synth ever changes:
 `reference` tests export the tiny preset themselves (fp32, int8, int8 and fp16 weight-only) and
 check the flatbuffer reader against the LiteRT interpreter:
 
-    /work/refvenv/bin/python -m pytest -m reference suites/weights/test_tflite_extract.py
+    .venv-ref/bin/python -m pytest -m reference suites/weights/test_tflite_extract.py
 """
 
 from __future__ import annotations

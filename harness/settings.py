@@ -1,0 +1,57 @@
+"""The harness's settings: every `SAO_*` environment variable is read here and nowhere else.
+
+| variable | default | what it sets |
+|---|---|---|
+| `SAO_HARNESS_CACHE` | `$XDG_CACHE_HOME/sao-harness` (`~/.cache/sao-harness`) | seeded checkpoints, rendered music, LiteRT exports |
+| `SAO_REFERENCE_PYTHON` | `.venv-ref/bin/python` beside the checkout, if it exists | python of the reference virtualenv (official PyTorch code + LiteRT; `harness/reference/install_env.sh`) |
+| `SAO_HARNESS_NO_PRELOAD` | unset | set: never re-exec with the OpenBLAS preload and heap settings |
+| `SAO_REFERENCE_CLEAN` | unset | set by the recorder for its own clean re-exec (internal) |
+| `SAO_BENCH_MACHINE_CLASS` | OS-arch-cores | key of the stored benchmark baseline |
+| `SAO_HYPOTHESIS_PROFILE` | `ci` | hypothesis profile of the suites (`ci` or `nightly`) |
+| `SAO_REPORT_DIR` | a temporary dir | where the suites write human-readable reports |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness.errors import BadInput
+
+# The checkout this package runs from (an editable install); a wheel has no checkout.
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SAO_HARNESS_CACHE")
+                or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sao-harness")
+
+
+def machine_class_override() -> str | None:
+    return os.environ.get("SAO_BENCH_MACHINE_CLASS") or None
+
+
+# The recorder re-executes itself once without the OpenBLAS preload; this marks the child.
+CLEAN_REEXEC = {"SAO_REFERENCE_CLEAN": "1"}
+
+
+def in_clean_reexec() -> bool:
+    return bool(os.environ.get("SAO_REFERENCE_CLEAN"))
+
+
+def reference_python() -> str:
+    """The reference virtualenv's python: `$SAO_REFERENCE_PYTHON`, else `.venv-ref` beside the
+    checkout; bad input naming both when neither exists."""
+    python = os.environ.get("SAO_REFERENCE_PYTHON")
+    if python:
+        if not Path(python).exists():
+            raise BadInput(python, "reference python not found (SAO_REFERENCE_PYTHON): build the "
+                                   "reference env with `bash harness/reference/install_env.sh "
+                                   "VENV` and point SAO_REFERENCE_PYTHON at VENV/bin/python")
+        return python
+    beside = CHECKOUT / ".venv-ref" / "bin" / "python"
+    if beside.exists():
+        return str(beside)
+    raise BadInput(None, "reference python not found: SAO_REFERENCE_PYTHON is unset and there is "
+                         "no .venv-ref beside the checkout; build it with `bash "
+                         "harness/reference/install_env.sh .venv-ref`")
