@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from harness.device import add_device_argument
 from harness.errors import BadInput
 
 
@@ -45,6 +46,7 @@ def register(sub) -> None:
                    help="LiteRT export cache (default: $SAO_HARNESS_CACHE or "
                         "~/.cache/sao-harness, /litert-exports)")
     p.add_argument("--json", action="store_true")
+    add_device_argument(p)
     p.set_defaults(func=cmd_bench)
 
 

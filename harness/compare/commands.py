@@ -44,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
 
+    from harness.compare.calibrate_cmd import add_calibrate_parser
+    add_calibrate_parser(gsub)
+
 
 def reference_python() -> str:
     python = os.environ.get("SAO_REFERENCE_PYTHON", DEFAULT_REFERENCE_PYTHON)

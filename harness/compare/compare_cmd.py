@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from harness.compare.store import DEFAULT_ROOT, case_dirs
+from harness.device import add_device_argument
 from harness.errors import BadInput
 
 
@@ -34,6 +35,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="write <case>.md and <case>.json for every case here")
+    add_device_argument(p)
     p.set_defaults(func=cmd_compare)
 
 
@@ -48,20 +50,16 @@ def selected_cases(golden_dir: Path, names: list[str] | None) -> list[Path]:
     return [golden_dir / n for n in names]
 
 
-def cmd_compare(args) -> int:
-    import mlx.core as mx
-
-    from harness.compare.divergence import OtherWeights, compare_golden, verify_weights
-    from harness.compare.report import to_json, to_markdown
+def matching_goldens(args, weights) -> tuple[list, list[dict]]:
+    """[(golden, notes)] recorded from `weights`, [{case, reason}] not compared. Every case is
+    verified and matched to the weights before the model loads. A case named with --case must
+    match; without --case, cases recorded for other weights (a store holds tiny and full
+    ones) are listed as not compared, and at least one must match."""
+    from harness.compare.divergence import OtherWeights, verify_weights
     from harness.compare.store import check_golden
-    from harness.weights.load import load_model, open_checkpoint
-    from harness.weights.synth import default_checkpoint
+    from harness.weights.load import open_checkpoint
 
-    weights = args.weights or default_checkpoint("tiny")
     ckpt = open_checkpoint(weights)
-    # Every case is verified and matched to the weights before the model loads. A case named
-    # with --case must match; without --case, cases recorded for other weights (a store holds
-    # tiny and full ones) are listed as not compared, and at least one must match.
     goldens, skipped = [], []
     for d in selected_cases(args.golden_dir, args.cases):
         golden = check_golden(d, d.name)
@@ -74,6 +72,19 @@ def cmd_compare(args) -> int:
     if not goldens:
         raise BadInput(args.golden_dir, f"no golden case was recorded from {weights} "
                                         f"({len(skipped)} recorded for other weights)")
+    return goldens, skipped
+
+
+def cmd_compare(args) -> int:
+    import mlx.core as mx
+
+    from harness.compare.divergence import compare_golden
+    from harness.compare.report import to_json, to_markdown
+    from harness.weights.load import load_model
+    from harness.weights.synth import default_checkpoint
+
+    weights = args.weights or default_checkpoint("tiny")
+    goldens, skipped = matching_goldens(args, weights)
     model, _ = load_model(weights, mx.float16 if args.dtype == "fp16" else mx.float32)
     results = [compare_golden(model, g, dtype=args.dtype, notes=notes) for g, notes in goldens]
 

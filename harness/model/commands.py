@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.device import add_device_argument
 from harness.errors import BadInput
 
 
@@ -28,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=99)
     p.add_argument("--out", type=Path, required=True, help="output .wav")
     p.add_argument("--json", action="store_true")
+    add_device_argument(p)
     p.set_defaults(func=cmd_generate)
 
 

@@ -12,6 +12,8 @@ import json
 import sys
 import time
 
+from harness.device import add_device_argument
+
 
 def register(sub) -> None:
     p = sub.add_parser("mutants", help="mutation catalogue: known porting bugs vs the checks")
@@ -21,6 +23,7 @@ def register(sub) -> None:
     r.add_argument("--only", action="extend", nargs="+", metavar="NAME",
                    help="run only these mutants (the unmutated control always runs)")
     r.add_argument("--json", action="store_true")
+    add_device_argument(r)
     r.set_defaults(func=cmd_run)
     ls = msub.add_parser("list", help="name, expected module and symptom of every mutant")
     ls.add_argument("--json", action="store_true")
