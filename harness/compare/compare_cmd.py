@@ -80,6 +80,7 @@ def cmd_compare(args) -> int:
 
     from harness.compare.divergence import compare_golden
     from harness.compare.report import to_json, to_markdown
+    from harness.provenance import provenance
     from harness.weights.load import load_model
     from harness.weights.synth import default_checkpoint
 
@@ -98,12 +99,15 @@ def cmd_compare(args) -> int:
             raise BadInput(args.report, f"cannot write report: {e.strerror or e}") from None
     passed = all(r.passed for r in results)
     if args.json:
-        json.dump({"passed": passed, "weights": str(weights), "not_compared": skipped,
+        json.dump({"passed": passed, "provenance": provenance(), "weights": str(weights),
+                   "not_compared": skipped,
                    "cases": [to_json(r) for r in results]}, sys.stdout, indent=1)
         print()
     else:
         for r in results:
             print(f"{r.case}: {'PASS' if r.passed else 'FAIL'} {r.verdict()}")
+        for label in dict.fromkeys(r.policy.label for r in results if not r.policy.calibrated):
+            print(f"note: tolerance policy {label}")
         for s in skipped:
             print(f"{s['case']}: not compared, {s['reason']}")
     return 0 if passed else 1
