@@ -29,9 +29,12 @@ import soundfile as sf
 
 from harness.errors import BadInput
 
-NOIZ2SA_DIR = Path("/usr/share/games/noiz2sa/sounds")
-OPENMSX_DIR = Path("/usr/share/games/openttd/baseset/openmsx")
-SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+# Where the Debian packages put their files; SAO_AUDIO_SYSTEM_SHARE moves it (a test proves
+# the suites run without the packages by pointing it at an empty directory).
+SHARE = Path(os.environ.get("SAO_AUDIO_SYSTEM_SHARE", "/usr/share"))
+NOIZ2SA_DIR = SHARE / "games/noiz2sa/sounds"
+OPENMSX_DIR = SHARE / "games/openttd/baseset/openmsx"
+SOUNDFONT = SHARE / "sounds/sf2/TimGM6mb.sf2"
 
 # Debian package providing each input (a file, or a command on PATH); named in skip/fail
 # messages when one is missing.
