@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The gate's report.md (plots inlined as data URIs) as the job summary.
+# The gate's summary.md (report.md with its plots inlined as data URIs) as the job summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=ci/lib.sh
 . ci/lib.sh
 
-report="$SAO_CI_REPORTS/gate/report.md"
+report="$SAO_CI_REPORTS/gate/summary.md"
 if [ -f "$report" ]; then
   ci_summary_file "$report"
   echo "job summary: $report"

@@ -42,7 +42,7 @@ while read -r c; do
     sao-harness gate "$c" --expect update --report "$out" --timeout 3600 ${1+"$@"} || status=1
   fi
   ci_summary_line "# $c"
-  if [ -f "$out/report.md" ]; then ci_summary_file "$out/report.md"
+  if [ -f "$out/summary.md" ]; then ci_summary_file "$out/summary.md"
   else ci_summary_line "gate failed before writing a report (see the log)"; fi
 done < "$tmp/candidates.txt"
 
@@ -52,8 +52,8 @@ if [ "$n" -eq 0 ]; then
   sao-harness synth --config tiny --seed 0 --out "$tmp/sao-tiny"
   sao-harness gate "$tmp/sao-tiny" --baseline "$tmp/sao-tiny" --expect same \
     --golden-dir golden --report "$SAO_CI_REPORTS/gate-goldens" --timeout 3600 ${1+"$@"} || status=1
-  if [ -f "$SAO_CI_REPORTS/gate-goldens/report.md" ]; then
-    ci_summary_file "$SAO_CI_REPORTS/gate-goldens/report.md"
+  if [ -f "$SAO_CI_REPORTS/gate-goldens/summary.md" ]; then
+    ci_summary_file "$SAO_CI_REPORTS/gate-goldens/summary.md"
   else
     status=1
   fi

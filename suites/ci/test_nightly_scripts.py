@@ -61,7 +61,7 @@ def test_nightly_fast_mode_runs_green_without_debian_packages(tmp_path):
     assert (reports / "junit-suites.xml").is_file()
     assert (reports / "gate" / "report.md").is_file()
     summary = (tmp_path / "summary.md").read_text()
-    assert summary.startswith("# Weight gate: ACCEPT")
+    assert summary.startswith("# Weight gate: ACCEPT") and "Run: `sao-harness " in summary
 
 
 @pytest.mark.nightly

@@ -160,7 +160,7 @@ def test_weights_gate_triggers_and_summary():
     paths = doc["on"]["pull_request"]["paths"]
     assert "**/*.safetensors" in paths and "golden/**" in paths
     script = "\n".join(s for s, _ in run_scripts(doc))
-    assert "$GITHUB_STEP_SUMMARY" in script and "report.md" in script
+    assert "$GITHUB_STEP_SUMMARY" in script and "summary.md" in script
     gates = [a for a in all_commands(doc, "sao-harness") if a[:1] == ["gate"]]
     assert {a[a.index("--expect") + 1] for a in gates if "--expect" in a} == {"same", "update"}
     assert gates and all("--report" in a for a in gates)
