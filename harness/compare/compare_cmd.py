@@ -80,6 +80,7 @@ def cmd_compare(args) -> int:
 
     from harness.compare.divergence import compare_golden
     from harness.compare.report import to_json, to_markdown
+    from harness.gate.report import plot_per_layer
     from harness.provenance import provenance
     from harness.weights.load import load_model
     from harness.weights.synth import default_checkpoint
@@ -93,7 +94,14 @@ def cmd_compare(args) -> int:
         try:
             args.report.mkdir(parents=True, exist_ok=True)
             for r in results:
-                (args.report / f"{r.case}.md").write_text(to_markdown(r))
+                plot = args.report / f"{r.case}.png"
+                plot_per_layer([(f"{r.case} ({r.producer}, {r.policy.device}): free run vs golden",
+                                 [(row.name, row.full.snr_db) for row in r.rows],
+                                 [row.tolerance.snr_db for row in r.rows],
+                                 [row.local.snr_db for row in r.rows])], plot,
+                               "Per-layer SNR against the golden",
+                               [r.first.name if r.first else None])
+                (args.report / f"{r.case}.md").write_text(to_markdown(r, plot.name))
                 (args.report / f"{r.case}.json").write_text(json.dumps(to_json(r), indent=1) + "\n")
         except OSError as e:
             raise BadInput(args.report, f"cannot write report: {e.strerror or e}") from None
