@@ -92,6 +92,7 @@ def cmd_bench(args) -> int:
     from harness.bench.peers import PEER_IMPLS, peer_rows
     from harness.bench.plan import PEER_STAGES, STAGES, VAE_FRAMES, stage_frames
     from harness.blas import blas_advice
+    from harness.provenance import provenance
     from harness.weights.load import load_model, open_checkpoint
     from harness.weights.synth import default_checkpoint
 
@@ -126,7 +127,7 @@ def cmd_bench(args) -> int:
     result = {"rows": rows, "config": preset, "checkpoint": str(ckpt.root), "skipped": skipped,
               "machine_class": machine_class(), "cpu_count": os.cpu_count(),
               "load_average_before": load_before, "load_average_after": load_average(),
-              "blas": blas_advice(), "peers": info}
+              "blas": blas_advice(), "peers": info, "provenance": provenance()}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

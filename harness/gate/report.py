@@ -494,11 +494,27 @@ def _drift_stage(module: str) -> str:
     return "audio"
 
 
+def shrink_png(data: bytes, width: int = 1000, colors: int = 96) -> bytes:
+    """A plot small enough to inline: at most `width` px wide, a palette of `colors` (plots
+    are flat colours; ~5x smaller than the full PNG)."""
+    import io
+
+    from PIL import Image as PILImage
+
+    img = PILImage.open(io.BytesIO(data)).convert("RGB")
+    if img.width > width:
+        img = img.resize((width, round(img.height * width / img.width)), PILImage.LANCZOS)
+    buf = io.BytesIO()
+    img.quantize(colors=colors).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
 def summary_images(images: dict[str, bytes]) -> dict[str, str]:
-    """Plots as data URIs for the job summary, smallest first, within its size budget; the
-    rest keep their file name (shown as a link)."""
+    """Plots as data URIs for the job summary (shrunk), smallest first, within its size
+    budget; the rest keep their file name (shown as a link)."""
     out, used = {}, 0
-    for name, data in sorted(images.items(), key=lambda kv: len(kv[1])):
+    small = {name: shrink_png(data) for name, data in images.items()}
+    for name, data in sorted(small.items(), key=lambda kv: len(kv[1])):
         uri = "data:image/png;base64," + base64.b64encode(data).decode()
         if used + len(uri) <= SUMMARY_IMAGE_BYTES:
             out[name], used = uri, used + len(uri)

@@ -56,7 +56,9 @@ def cmd_run(args) -> int:
     audible = sum(o.audible for o in mutants)
     passed = not control.caught and not survived and not unheard
     if args.json:
-        json.dump({"passed": passed, "seconds": round(seconds, 2),
+        from harness.provenance import provenance
+
+        json.dump({"passed": passed, "provenance": provenance(), "seconds": round(seconds, 2),
                    "control": control.to_dict(),
                    "caught": len(mutants) - len(survived), "localized": localized,
                    "audible": audible, "heard": audible - len(unheard), "unheard": unheard,
