@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
-from cli_util import run_cli
+from harness.cli import main
 
 
-def test_compare_report_reading_order(tmp_path):
-    res = run_cli("compare", "--case", "tiny-torch", "--report", tmp_path / "r", "--json")
-    assert res.code == 0, res.err
+def test_compare_report_reading_order(tmp_path, capsys):
+    assert main(["compare", "--case", "tiny-torch", "--report", str(tmp_path / "r"),
+                 "--json"]) == 0
+    out = capsys.readouterr().out
     md = (tmp_path / "r/tiny-torch.md").read_text()
     assert md.startswith("## tiny-torch: PASS")
     assert md.index("Run: `sao-harness ") < md.index("![per-layer SNR") < md.index("<details>") \
@@ -19,11 +20,11 @@ def test_compare_report_reading_order(tmp_path):
     case = json.loads((tmp_path / "r/tiny-torch.json").read_text())
     assert case["device"] == "cpu" and case["policy_calibrated"] is True
     assert case["provenance"]["host"]["cpu"] and case["provenance"]["commit"]
-    assert json.loads(res.out)["provenance"]["device"] == "cpu"
+    assert json.loads(out)["provenance"]["device"] == "cpu"
 
 
-def test_generate_json_names_the_run(tmp_path):
-    res = run_cli("generate", "--prompt-ids", "5,1", "--out", tmp_path / "a.wav", "--json")
-    assert res.code == 0, res.err
-    prov = json.loads(res.out)["provenance"]
+def test_generate_json_names_the_run(tmp_path, capsys):
+    assert main(["generate", "--prompt-ids", "5,1", "--out", str(tmp_path / "a.wav"),
+                 "--json"]) == 0
+    prov = json.loads(capsys.readouterr().out)["provenance"]
     assert prov["device"] == "cpu" and prov["harness_version"]

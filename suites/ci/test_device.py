@@ -59,21 +59,22 @@ def test_pytest_device_gpu_exits_2_with_one_line(tmp_path):
     assert len(lines) == 1 and "--device gpu" in lines[0] and "Traceback" not in p.stderr
 
 
-def _cases(res) -> list:
-    out = json.loads(res.out)
-    assert out["provenance"]["device"] == "cpu"
-    return out["cases"]
+def _run(capsys, *argv) -> tuple[int, str]:
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().out
 
 
-def test_device_cpu_gives_unchanged_results(tmp_path):
-    default = run_cli("compare", "--case", "tiny-torch", "--json")
-    cpu = run_cli("compare", "--case", "tiny-torch", "--json", "--device", "cpu")
-    assert default.code == cpu.code == 0, default.err + cpu.err
-    assert _cases(default) == _cases(cpu)  # every metric of every tensor, equal
+def test_device_cpu_gives_unchanged_results(tmp_path, capsys):
+    (c1, default), (c2, cpu) = (_run(capsys, "compare", "--case", "tiny-torch", "--json", *extra)
+                                for extra in ((), ("--device", "cpu")))
+    assert c1 == c2 == 0
+    default, cpu = json.loads(default), json.loads(cpu)
+    assert default["provenance"]["device"] == cpu["provenance"]["device"] == "cpu"
+    assert default["cases"] == cpu["cases"]  # every metric of every tensor, equal
     wavs = [tmp_path / "default.wav", tmp_path / "cpu.wav"]
-    assert run_cli("generate", "--prompt-ids", "5,6,7,1", "--out", wavs[0]).code == 0
-    assert run_cli("generate", "--prompt-ids", "5,6,7,1", "--out", wavs[1],
-                   "--device", "cpu").code == 0
+    assert _run(capsys, "generate", "--prompt-ids", "5,6,7,1", "--out", wavs[0])[0] == 0
+    assert _run(capsys, "generate", "--prompt-ids", "5,6,7,1", "--out", wavs[1],
+                "--device", "cpu")[0] == 0
     import soundfile as sf  # (the WAV's PEAK chunk holds a timestamp: compare the samples)
     a, b = (sf.read(w, dtype="float32")[0] for w in wavs)
     assert a.shape == b.shape and (a == b).all()
@@ -100,15 +101,15 @@ def test_margin_rule():
         assert t.snr_db <= floor_for(t.measured_db)
 
 
-def test_calibrate_on_cpu_proposes_floors_the_committed_ones_stay_under(tmp_path, monkeypatch):
+def test_calibrate_on_cpu_proposes_floors_the_committed_ones_stay_under(tmp_path, monkeypatch,
+                                                                         capsys):
     """`golden calibrate --device cpu` re-measures what the committed tiny floors were set
     from; each committed floor must be <= the proposed one (they also took torch vs LiteRT
     into their minimum). The written table, committed as a device table, is what a run on
     that device then uses."""
     out = tmp_path / "floors.json"
-    res = run_cli("golden", "calibrate", "--device", "cpu", "--case", "tiny-torch",
-                  "tiny-torch-cfg", "--out", out)
-    assert res.code == 0, res.err
+    assert main(["golden", "calibrate", "--device", "cpu", "--case", "tiny-torch",
+                 "--out", str(out)]) == 0
     table = json.loads(out.read_text())
     assert table["device"] == "cpu" and table["provenance"]["device"] == "cpu"
     groups = table["policies"]["torch/fp32/tiny"]
@@ -116,7 +117,7 @@ def test_calibrate_on_cpu_proposes_floors_the_committed_ones_stay_under(tmp_path
     for g, v in groups.items():
         assert v["floor_db"] == floor_for(v["worst_snr_db"]) <= v["worst_snr_db"] - 10
         assert FP32_TINY[g].snr_db <= v["floor_db"], (g, v)
-        assert v["tensor"] and v["case"] in ("tiny-torch", "tiny-torch-cfg")
+        assert v["tensor"] and v["case"] == "tiny-torch"
     # committed as a device's table, it replaces the provisional floors
     (tmp_path / "metal-test.json").write_text(out.read_text())
     monkeypatch.setattr(tolerances, "DEVICE_FLOORS_DIR", tmp_path)

@@ -65,16 +65,6 @@ def test_nightly_fast_mode_runs_green_without_debian_packages(tmp_path):
 
 
 @pytest.mark.nightly
-def test_nightly_full_audio_step_without_debian_packages(tmp_path):
-    (tmp_path / "empty-share").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "suites/audio", "-q",
-                           "-p", "no:cacheprovider"], cwd=ROOT, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=3600)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    assert "skipped" not in proc.stdout.splitlines()[-1], proc.stdout[-2000:]
-
-
-@pytest.mark.nightly
 def test_benchmark_bootstrap_record_commit_compare(tmp_path):
     """A machine class without a baseline: ci/bench.sh records the baseline and the noise
     thresholds (warning, artifact); committed, the next ci/bench.sh compares (exit 0)."""
