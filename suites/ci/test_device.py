@@ -133,3 +133,22 @@ def test_proposed_table_marks_nonfinite_worst():
     t = proposed_table({"torch/fp32/tiny": {"vae": {"worst_snr_db": float("nan"), "tensor": "x",
                                                     "case": "c"}}}, "gpu", "fp32", {})
     assert t["policies"]["torch/fp32/tiny"]["vae"]["floor_db"] is None
+
+
+def test_snake_cpu_streams_only_on_the_cpu(monkeypatch):
+    """The VAE snakes are split over CPU streams only when the CPU computes; on the GPU they
+    run whole on its stream (a CPU stream there would move the work off the GPU)."""
+    import mlx.core as mx
+
+    from harness.model import fastmath
+
+    x = mx.ones((1, fastmath.PARALLEL_MIN_ELEMENTS // 4 + 8, 8))
+    calls = []
+    fn = lambda a, *s: calls.append(a.shape) or a
+    monkeypatch.setattr(fastmath, "_cpu_cores", lambda: 2)
+    fastmath.on_cpu_streams(fn, x)
+    assert len(calls) == 2  # cut in two along time on the CPU
+    calls.clear()
+    monkeypatch.setattr(fastmath.mx, "default_device", lambda: mx.Device(mx.gpu, 0))
+    fastmath.on_cpu_streams(fn, x)
+    assert calls == [x.shape]
