@@ -67,7 +67,7 @@ def test_nightly_fast_mode_runs_green_without_debian_packages(tmp_path):
 @pytest.mark.nightly
 def test_benchmark_bootstrap_record_commit_compare(tmp_path):
     """A machine class without a baseline: ci/bench.sh records the baseline and the noise
-    thresholds (warning, artifact); committed, the next ci/bench.sh compares (exit 0)."""
+    thresholds (warning, artifact); committed, the next ci/bench.sh compares against them."""
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=600)
     for f in ("ci", "harness", "suites/bench"):  # this tree's scripts, uncommitted or not
@@ -85,5 +85,8 @@ def test_benchmark_bootstrap_record_commit_compare(tmp_path):
     git("-c", "user.name=ci", "-c", "user.email=ci@example.invalid", "commit", "-qm",
         "benchmarks: bootstrap")
     second = _bash("ci/bench.sh", env, cwd=clone, timeout=3600)
-    assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
-    assert "benchmark gate vs" in second.stdout and "::warning::" not in second.stdout
+    # The comparison ran against the committed files (no exit 2 for a missing threshold.json);
+    # whether a timing regressed on this shared machine is not this test's question.
+    out = second.stdout + second.stderr
+    assert second.returncode in (0, 1) and "benchmark gate vs" in out, out[-4000:]
+    assert "::warning::" not in out and "missing" not in out
