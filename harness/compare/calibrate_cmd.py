@@ -7,38 +7,27 @@ Exit 0 when the table is written; 2 on bad input (no device, no matching golden,
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from harness.compare.store import DEFAULT_ROOT
 from harness.device import add_device_argument
 from harness.errors import BadInput
 
 
 def add_calibrate_parser(gsub) -> None:
-    from harness.compare.divergence import DTYPES
+    from harness.compare.compare_cmd import add_case_arguments
 
     p = gsub.add_parser("calibrate", help="run the goldens on a device and propose its floors "
                                           "(worst SNR per group - >= 10 dB, down to 5 dB steps)")
-    p.add_argument("--case", dest="cases", action="extend", nargs="+", metavar="NAME",
-                   help="golden case(s) (default: every case recorded from --weights)")
-    p.add_argument("--golden-dir", type=Path, default=DEFAULT_ROOT,
-                   help="golden store (default: %(default)s)")
-    p.add_argument("--weights", type=Path, default=None,
-                   help="checkpoint the goldens were recorded from (default: seeded tiny)")
-    p.add_argument("--dtype", choices=DTYPES, default="fp32", help="MLX compute dtype")
-    p.add_argument("--unverified-weights", action="store_true", help=argparse.SUPPRESS)
+    add_case_arguments(p)
     p.add_argument("--out", type=Path, default=None,
                    help="proposed table (default: floors-<device>-<dtype>.json here)")
     p.add_argument("--json", action="store_true")
     add_device_argument(p)
     p.set_defaults(func=cmd_calibrate)
-
-
 
 
 def write_atomic(path: Path, text: str) -> None:

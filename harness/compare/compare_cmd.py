@@ -17,10 +17,20 @@ from harness.errors import BadInput
 
 
 def register(sub) -> None:
-    from harness.compare.divergence import DTYPES
-
     p = sub.add_parser("compare", help="compare the bundled MLX model with golden cases and "
                                        "name the first diverging module")
+    add_case_arguments(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="write <case>.md and <case>.json for every case here")
+    add_device_argument(p)
+    p.set_defaults(func=cmd_compare)
+
+
+def add_case_arguments(p) -> None:
+    """Which goldens and which weights: shared by `compare` and `golden calibrate`."""
+    from harness.compare.divergence import DTYPES
+
     p.add_argument("--case", dest="cases", action="extend", nargs="+", metavar="NAME",
                    help="golden case(s) to compare (default: every case in --golden-dir)")
     p.add_argument("--golden-dir", type=Path, default=DEFAULT_ROOT,
@@ -32,11 +42,6 @@ def register(sub) -> None:
     p.add_argument("--unverified-weights", action="store_true",
                    help="compare goldens that record no model.safetensors hash (arm-tflite); "
                         "the report says the weights were not verified")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--report", type=Path, metavar="DIR",
-                   help="write <case>.md and <case>.json for every case here")
-    add_device_argument(p)
-    p.set_defaults(func=cmd_compare)
 
 
 def selected_cases(golden_dir: Path, names: list[str] | None) -> list[Path]:
