@@ -39,6 +39,27 @@ def pytest_addoption(parser):
                 help="directory with Arm's conditioners/dit/autoencoder .tflite files")
     g.addoption("--report-dir", type=Path, default=None,
                 help="write human-readable reports (tables, plots) here")
+    g.addoption("--device", choices=("cpu", "gpu"), default=None,
+                help="MLX device for every model run (default: $SAO_HARNESS_DEVICE or cpu)")
+
+
+def pytest_configure(config):
+    """Set the MLX device once, before any test (harness.device); a device this machine lacks
+    ends the session with exit 2 and one line."""
+    if not hasattr(config.option, "device"):
+        return
+    try:
+        from harness.device import use_device
+        from harness.errors import BadInput
+    except ImportError:  # the reference venv without MLX
+        return
+    try:
+        use_device(config.option.device)
+    except BadInput as e:
+        pytest.exit(f"sao-harness: error: {e}", returncode=2)
+    except ImportError:
+        if config.option.device not in (None, "cpu"):
+            pytest.exit("sao-harness: error: --device needs MLX, not installed here", returncode=2)
 
 
 def in_ci() -> bool:

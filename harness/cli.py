@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and args.command in PRELOAD_COMMANDS:
         reexec_with_runtime_env()  # Linux: restart once with OpenBLAS and the heap settings
     try:
+        if hasattr(args, "device"):  # commands that run the model (harness.device)
+            from harness.device import use_device
+            use_device(args.device)
         code = args.func(args)
     except BadInput as e:
         print(f"sao-harness: error: {e}", file=sys.stderr)

@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from harness.device import add_device_argument
 from harness.errors import BadInput
 
 
@@ -45,6 +46,7 @@ def register(sub) -> None:
                    help="LiteRT export cache (default: $SAO_HARNESS_CACHE or "
                         "~/.cache/sao-harness, /litert-exports)")
     p.add_argument("--json", action="store_true")
+    add_device_argument(p)
     p.set_defaults(func=cmd_bench)
 
 
@@ -90,6 +92,7 @@ def cmd_bench(args) -> int:
     from harness.bench.peers import PEER_IMPLS, peer_rows
     from harness.bench.plan import PEER_STAGES, STAGES, VAE_FRAMES, stage_frames
     from harness.blas import blas_advice
+    from harness.provenance import provenance
     from harness.weights.load import load_model, open_checkpoint
     from harness.weights.synth import default_checkpoint
 
@@ -124,7 +127,7 @@ def cmd_bench(args) -> int:
     result = {"rows": rows, "config": preset, "checkpoint": str(ckpt.root), "skipped": skipped,
               "machine_class": machine_class(), "cpu_count": os.cpu_count(),
               "load_average_before": load_before, "load_average_after": load_average(),
-              "blas": blas_advice(), "peers": info}
+              "blas": blas_advice(), "peers": info, "provenance": provenance()}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

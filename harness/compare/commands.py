@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
 
+    from harness.compare.calibrate_cmd import add_calibrate_parser
+    add_calibrate_parser(gsub)
+
 
 def cmd_record(args) -> int:
     """Always a subprocess: this env's python when it has torch, else the reference venv's;

@@ -12,14 +12,25 @@ import sys
 from pathlib import Path
 
 from harness.compare.store import DEFAULT_ROOT, case_dirs
+from harness.device import add_device_argument
 from harness.errors import BadInput
 
 
 def register(sub) -> None:
-    from harness.compare.divergence import DTYPES
-
     p = sub.add_parser("compare", help="compare the bundled MLX model with golden cases and "
                                        "name the first diverging module")
+    add_case_arguments(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="write <case>.md and <case>.json for every case here")
+    add_device_argument(p)
+    p.set_defaults(func=cmd_compare)
+
+
+def add_case_arguments(p) -> None:
+    """Which goldens and which weights: shared by `compare` and `golden calibrate`."""
+    from harness.compare.divergence import DTYPES
+
     p.add_argument("--case", dest="cases", action="extend", nargs="+", metavar="NAME",
                    help="golden case(s) to compare (default: every case in --golden-dir)")
     p.add_argument("--golden-dir", type=Path, default=DEFAULT_ROOT,
@@ -31,10 +42,6 @@ def register(sub) -> None:
     p.add_argument("--unverified-weights", action="store_true",
                    help="compare goldens that record no model.safetensors hash (arm-tflite); "
                         "the report says the weights were not verified")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--report", type=Path, metavar="DIR",
-                   help="write <case>.md and <case>.json for every case here")
-    p.set_defaults(func=cmd_compare)
 
 
 def selected_cases(golden_dir: Path, names: list[str] | None) -> list[Path]:
@@ -48,20 +55,16 @@ def selected_cases(golden_dir: Path, names: list[str] | None) -> list[Path]:
     return [golden_dir / n for n in names]
 
 
-def cmd_compare(args) -> int:
-    import mlx.core as mx
-
-    from harness.compare.divergence import OtherWeights, compare_golden, verify_weights
-    from harness.compare.report import to_json, to_markdown
+def matching_goldens(args, weights) -> tuple[list, list[dict]]:
+    """[(golden, notes)] recorded from `weights`, [{case, reason}] not compared. Every case is
+    verified and matched to the weights before the model loads. A case named with --case must
+    match; without --case, cases recorded for other weights (a store holds tiny and full
+    ones) are listed as not compared, and at least one must match."""
+    from harness.compare.divergence import OtherWeights, verify_weights
     from harness.compare.store import check_golden
-    from harness.weights.load import load_model, open_checkpoint
-    from harness.weights.synth import default_checkpoint
+    from harness.weights.load import open_checkpoint
 
-    weights = args.weights or default_checkpoint("tiny")
     ckpt = open_checkpoint(weights)
-    # Every case is verified and matched to the weights before the model loads. A case named
-    # with --case must match; without --case, cases recorded for other weights (a store holds
-    # tiny and full ones) are listed as not compared, and at least one must match.
     goldens, skipped = [], []
     for d in selected_cases(args.golden_dir, args.cases):
         golden = check_golden(d, d.name)
@@ -74,6 +77,21 @@ def cmd_compare(args) -> int:
     if not goldens:
         raise BadInput(args.golden_dir, f"no golden case was recorded from {weights} "
                                         f"({len(skipped)} recorded for other weights)")
+    return goldens, skipped
+
+
+def cmd_compare(args) -> int:
+    import mlx.core as mx
+
+    from harness.compare.divergence import compare_golden
+    from harness.compare.report import to_json, to_markdown
+    from harness.gate.report import plot_per_layer
+    from harness.provenance import provenance
+    from harness.weights.load import load_model
+    from harness.weights.synth import default_checkpoint
+
+    weights = args.weights or default_checkpoint("tiny")
+    goldens, skipped = matching_goldens(args, weights)
     model, _ = load_model(weights, mx.float16 if args.dtype == "fp16" else mx.float32)
     results = [compare_golden(model, g, dtype=args.dtype, notes=notes) for g, notes in goldens]
 
@@ -81,18 +99,28 @@ def cmd_compare(args) -> int:
         try:
             args.report.mkdir(parents=True, exist_ok=True)
             for r in results:
-                (args.report / f"{r.case}.md").write_text(to_markdown(r))
+                plot = args.report / f"{r.case}.png"
+                plot_per_layer([(f"{r.case} ({r.producer}, {r.policy.device}): free run vs golden",
+                                 [(row.name, row.full.snr_db) for row in r.rows],
+                                 [row.tolerance.snr_db for row in r.rows],
+                                 [row.local.snr_db for row in r.rows])], plot,
+                               "Per-layer SNR against the golden",
+                               [r.first.name if r.first else None])
+                (args.report / f"{r.case}.md").write_text(to_markdown(r, plot.name))
                 (args.report / f"{r.case}.json").write_text(json.dumps(to_json(r), indent=1) + "\n")
         except OSError as e:
             raise BadInput(args.report, f"cannot write report: {e.strerror or e}") from None
     passed = all(r.passed for r in results)
     if args.json:
-        json.dump({"passed": passed, "weights": str(weights), "not_compared": skipped,
+        json.dump({"passed": passed, "provenance": provenance(), "weights": str(weights),
+                   "not_compared": skipped,
                    "cases": [to_json(r) for r in results]}, sys.stdout, indent=1)
         print()
     else:
         for r in results:
             print(f"{r.case}: {'PASS' if r.passed else 'FAIL'} {r.verdict()}")
+        for label in dict.fromkeys(r.policy.label for r in results if not r.policy.calibrated):
+            print(f"note: tolerance policy {label}")
         for s in skipped:
             print(f"{s['case']}: not compared, {s['reason']}")
     return 0 if passed else 1

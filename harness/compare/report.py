@@ -20,9 +20,13 @@ def _row_json(r: Row) -> dict:
 
 
 def to_json(result: CaseResult) -> dict:
+    from harness.provenance import provenance
+
     first = result.first
     return {"case": result.case, "producer": result.producer, "dtype": result.dtype,
-            "policy": result.policy.label, "passed": result.passed,
+            "policy": result.policy.label, "device": result.policy.device,
+            "policy_calibrated": result.policy.calibrated, "provenance": provenance(),
+            "passed": result.passed,
             "verdict": result.verdict(),
             "first_divergence": None if first is None else {
                 "name": first.name, "where": "local" if not first.local_passed else "inherited",
@@ -30,13 +34,21 @@ def to_json(result: CaseResult) -> dict:
             "notes": result.notes, "tensors": [_row_json(r) for r in result.rows]}
 
 
-def to_markdown(result: CaseResult) -> str:
-    lines = [f"## {result.case}: {result.producer} golden vs MLX {result.dtype}",
-             "", f"policy: {result.policy.label}", "", f"**{result.verdict()}**", ""]
+def to_markdown(result: CaseResult, plot: str | None = None) -> str:
+    """Verdict, run provenance and policy first, then the per-layer plot (`plot`: its file or
+    data URI), then the table of every tensor, collapsed."""
+    from harness.provenance import one_line, provenance
+
+    lines = [f"## {result.case}: {'PASS' if result.passed else 'FAIL'}: {result.producer} golden "
+             f"vs MLX {result.dtype}", "", f"**{result.verdict()}**", "",
+             f"Run: `{one_line(provenance())}`", "", f"policy: {result.policy.label}", ""]
     lines += [f"- {n}" for n in result.notes]
     if result.notes:
         lines.append("")
-    lines += ["replay = the MLX module run on the golden's own input to it (teacher forcing).", "",
+    if plot:
+        lines += [f"![per-layer SNR against the golden]({plot})", ""]
+    lines += [f"<details><summary>{len(result.rows)} tensors in execution order</summary>", "",
+              "replay = the MLX module run on the golden's own input to it (teacher forcing).", "",
               "| # | tensor | shape | SNR dB | floor dB | cosine | max abs | max rel | ok "
               "| replay SNR dB | replay ok |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -48,4 +60,5 @@ def to_markdown(result: CaseResult) -> str:
             f"{r.tolerance.snr_db:g} | {r.full.cosine:.10f} | {r.full.max_abs:.3g} | "
             f"{r.full.max_rel:.3g} | {'yes' if r.passed else 'NO'} | {_db(r.local.snr_db)} | "
             f"{'yes' if r.local_passed else 'NO'} |")
+    lines += ["", "</details>"]
     return "\n".join(lines) + "\n"

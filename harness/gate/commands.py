@@ -12,6 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from harness.device import add_device_argument
 from harness.gate.result import ERROR, Stage
 
 
@@ -43,6 +44,7 @@ def register(sub) -> None:
                    help="write report.md, report.html, plots, junit.xml, result.json here")
     p.add_argument("--json", action="store_true",
                    help='print {"verdict", "reasons", "stages", ...} on stdout')
+    add_device_argument(p)
     p.set_defaults(func=cmd_gate)
 
 

@@ -1,8 +1,11 @@
-"""The gate's report: report.md (also the CI job summary), report.html (self-contained, plots
-embedded as base64 PNG), the plots as PNG files, result.json and junit.xml.
+"""The gate's report: report.md (links its plots and clips as files beside it), summary.md (the
+CI job summary: the same with the plots inlined as base64 data URIs, since a job summary
+cannot show files from the runner), report.html (self-contained: plots and, when small, the
+clips embedded), the plots as PNG, the clips as WAV, result.json and junit.xml.
 
-Both documents are rendered from one list of blocks (headings, paragraphs, lists, tables,
-images), so they always say the same thing.
+Reading order: verdict, provenance (harness version, commit, device, host), reasons, then the
+plots and the approved/candidate clips, then the tables (long ones collapsed in <details>).
+Both documents are rendered from one list of blocks, so they always say the same thing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from harness.gate.result import GateResult
 
 PLOT_CEILING_DB = 160.0  # inf SNR (bit-equal) is drawn here
 MD_WINDOW = 6            # Markdown first-divergence table: rows either side of it
+COLLAPSE_ROWS = 12       # tables longer than this are collapsed (<details>)
+SUMMARY_IMAGE_BYTES = 900_000  # GitHub caps a step's job summary at 1 MiB: plots inlined up to this
+EMBED_AUDIO_BYTES = 8_000_000  # report.html embeds the clips up to this, else links the WAVs
+INFO_OUTSIDE = "outside (info only)"  # a check past its threshold in a stage outside the verdict
 
 
 @dataclass
@@ -37,6 +44,11 @@ class Table:
 class Image:
     file: str
     alt: str
+
+
+@dataclass
+class Audio:
+    clips: list[tuple[str, str]]  # (label, WAV file beside the report)
 
 
 def _fmt(v) -> str:
@@ -118,37 +130,71 @@ def plot_per_layer(series: list[tuple], path: Path, title: str,
 
 def plot_spectrograms(audio: np.ndarray, reference: np.ndarray | None, sr: int, path: Path,
                       labels: list[str]) -> Path:
-    """Log-magnitude spectrogram (mid channel) per clip: generated | approved."""
+    """Log-magnitude spectrogram (mid channel) per clip: candidate | approved | candidate -
+    approved. One colour scale for every candidate and approved panel (the loudest bin of
+    all of them down 90 dB), a symmetric one for the differences."""
     from scipy import signal
 
     plt = _pyplot()
-    cols = 2 if reference is not None else 1
-    fig, axes = plt.subplots(audio.shape[0], cols, figsize=(6 * cols, 2.8 * audio.shape[0]),
-                             squeeze=False)
     nper = min(1024, audio.shape[-1])
+
+    def spec(x):
+        f, t, z = signal.stft(np.asarray(x, np.float64).mean(axis=0), sr, nperseg=nper)
+        return f, t, 20 * np.log10(np.abs(z) + 1e-9)
+
+    cand = [spec(x) for x in audio]
+    ref = [spec(x) for x in reference] if reference is not None else None
+    top = max(float(d.max()) for _, _, d in cand + (ref or []))
+    cols = 3 if ref is not None else 1
+    fig, axes = plt.subplots(audio.shape[0], cols, figsize=(5.2 * cols, 2.9 * audio.shape[0]),
+                             squeeze=False)
     for b in range(audio.shape[0]):
-        pairs = [("candidate", audio[b])] + ([("approved", reference[b])] if cols == 2 else [])
-        for c, (who, x) in enumerate(pairs):
-            f, t, s = signal.stft(np.asarray(x, np.float64).mean(axis=0), sr, nperseg=nper)
-            db = 20 * np.log10(np.abs(s) + 1e-9)
-            ax = axes[b, c]
-            im = ax.pcolormesh(t, f / 1000, db, shading="auto", vmin=db.max() - 90, vmax=db.max(),
-                               cmap="magma")
-            ax.set_title(f"{who}: {labels[b]}", fontsize=8)
+        panels = [("candidate", cand[b])] + ([("approved", ref[b])] if ref is not None else [])
+        for c, (who, (f, t, db)) in enumerate(panels):
+            im = axes[b, c].pcolormesh(t, f / 1000, db, shading="auto", vmin=top - 90, vmax=top,
+                                       cmap="magma")
+            axes[b, c].set_title(f"{who}: {labels[b]}", fontsize=8)
+        if ref is not None:
+            f, t, dc = cand[b]
+            diff = dc - ref[b][2] if ref[b][2].shape == dc.shape else np.zeros_like(dc)
+            lim = max(1.0, float(np.percentile(np.abs(diff), 99.5)))
+            im_d = axes[b, 2].pcolormesh(t, f / 1000, diff, shading="auto", vmin=-lim, vmax=lim,
+                                         cmap="RdBu_r")
+            axes[b, 2].set_title(f"candidate - approved (dB): {labels[b]}", fontsize=8)
+            fig.colorbar(im_d, ax=axes[b, 2], label="dB")
+        for ax in axes[b]:
             ax.set_ylabel("kHz")
             ax.set_xlabel("s")
-            fig.colorbar(im, ax=ax, label="dB")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+        fig.colorbar(im, ax=list(axes[b, : 2 if ref is not None else 1]), label="dB (shared)")
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
 
+def write_clips(audio: np.ndarray, reference: np.ndarray | None, sr: int, out: Path) -> list:
+    """16-bit WAVs of the candidate's and the approved model's clips -> [(label, file)]."""
+    from harness.audio.io import save
+
+    clips = []
+    for b in range(audio.shape[0]):
+        for who, a in (("candidate", audio), ("approved", reference)):
+            if a is None:
+                continue
+            name = f"{who}-{b}.wav"
+            save(out / name, np.clip(np.nan_to_num(a[b]), -1, 1), sr, subtype="PCM_16")
+            clips.append((f"{who}, clip {b}", name))
+    return clips
+
+
 # -- content ----------------------------------------------------------------------------
-def blocks(result: GateResult, plots: dict[str, Path]) -> list:
+def blocks(result: GateResult, plots: dict[str, Path], clips: list | None = None) -> list:
+    from harness.provenance import one_line
+
     d = result.to_dict()
     out: list = [("h1", f"Weight gate: {result.verdict.upper()}"),
                  ("p", f"Mode: --expect {result.expect}. Exit code {result.exit_code}.")]
+    if result.provenance:
+        out.append(("p", f"Run: `{one_line(result.provenance)}`"))
     for who in ("candidate", "baseline"):
         s = d["subjects"].get(who)
         if s:
@@ -158,18 +204,24 @@ def blocks(result: GateResult, plots: dict[str, Path]) -> list:
         out += [("h2", "Notes"), ("ul", result.notes)]
     reasons = result.reasons
     out += [("h2", "Reasons"), ("ul", reasons)] if reasons else [("h2", "Reasons: none")]
-    out += [("h2", "Stages"), Table(
+    details: list = [("h2", "Stages"), Table(
         ["stage", "status", "in verdict", "summary", "s"],
         [[s.name, s.status.upper(), "yes" if s.required else "no", s.summary,
           f"{s.seconds:.1f}"] for s in result.stages])]
     for s in result.stages:
         fn = SECTIONS.get(s.name)
         if fn is not None and (s.rows or s.data):
-            out += fn(s, plots)
+            details += fn(s, plots)
         tb = s.data.get("traceback")
         if tb:
-            out += [("h3", f"Traceback ({s.name})"), ("pre", tb)]
-    return out
+            details += [("h3", f"Traceback ({s.name})"), ("pre", tb)]
+    # Plots and clips first, the tables after them.
+    figures = [b for b in details if isinstance(b, Image)]
+    if clips:
+        figures.append(Audio(clips))
+    if figures:
+        out += [("h2", "Plots"), *figures]
+    return out + [b for b in details if not isinstance(b, Image)]
 
 
 def _structure(s, plots):
@@ -214,7 +266,8 @@ def _parity(s, plots):
 def _drift(s, plots):
     rows = [[r["stage"], r["name"], _fmt(r["snr_db"]), _fmt(r["max_abs"]), _fmt(r["rel_max"]),
              "-" if r["min_snr_db"] is None else f">= {_fmt(r['min_snr_db'])}",
-             "-" if r["min_snr_db"] is None else "ok" if r["passed"] else "FAIL"] for r in s.rows]
+             "-" if r["min_snr_db"] is None else "ok" if r["passed"] else
+             "FAIL" if s.required else INFO_OUTSIDE] for r in s.rows]
     out = [("h2", "Drift vs the approved checkpoint (fixed inputs and noise)"), ("p", s.summary),
            Table(["stage", "output", "SNR dB", "max abs", "max abs / peak", "required", ""], rows)]
     if "drift" in plots:
@@ -229,9 +282,10 @@ def _audio(s, plots):
         e["values"][r["clip"]] = r["value"]
         e["ok"] = e["ok"] and r["passed"]
     clips = sorted({r["clip"] for r in s.rows})
+    bad = "FAIL" if s.required else INFO_OUTSIDE  # no red cell where nothing is judged
     rows = [[n, *[_fmt(e["values"].get(c, "")) for c in clips],
              " ".join(f"{k} {v:g}" for k, v in e["threshold"].items()),
-             "ok" if e["ok"] else "FAIL"] for n, e in by_name.items()]
+             "ok" if e["ok"] else bad] for n, e in by_name.items()]
     out = [("h2", "Audio checks on generated audio"), ("p", s.summary)]
     if rows:
         out.append(Table(["check", *[f"clip {c}" for c in clips], "threshold", ""], rows))
@@ -249,12 +303,22 @@ def _md_cell(v) -> str:
     return _fmt(v).replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(items: list) -> str:
+def _collapsed(b: Table, shown: int) -> bool:
+    return shown > COLLAPSE_ROWS
+
+
+def to_markdown(items: list, images: dict[str, str] | None = None) -> str:
+    """images: file -> what to put in the image link instead of the file name (data URIs
+    for the job summary)."""
     lines = []
     for b in items:
         if isinstance(b, Table):
             end = len(b.rows) if b.md_rows is None else b.md_start + b.md_rows
             rows = b.rows[b.md_start:end]
+            fold = _collapsed(b, len(rows))
+            if fold:  # GitHub renders Markdown inside <details> after a blank line
+                lines += [f"<details><summary>{len(rows)} rows: {html.escape(b.header[0])}, "
+                          f"{html.escape(b.header[1])}, ...</summary>", ""]
             lines += ["| " + " | ".join(b.header) + " |", "|" + "---|" * len(b.header)]
             lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
             if len(rows) < len(b.rows):
@@ -263,8 +327,13 @@ def to_markdown(items: list) -> str:
             if b.caption:
                 lines.append(f"\n_{b.caption}_")
             lines.append("")
+            if fold:
+                lines += ["</details>", ""]
         elif isinstance(b, Image):
-            lines += [f"![{b.alt}]({b.file})", ""]
+            lines += [f"![{b.alt}]({(images or {}).get(b.file, b.file)})", ""]
+        elif isinstance(b, Audio):
+            lines += ["Clips (WAV, in the report directory / artifact): "
+                      + ", ".join(f"[{label}]({f})" for label, f in b.clips), ""]
         else:
             kind, text = b
             if kind in ("h1", "h2", "h3"):
@@ -292,14 +361,23 @@ td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
 th{background:#f3f3f3} td:nth-child(n+3){font-variant-numeric:tabular-nums}
 .FAIL,.ERROR,.REJECT{color:#b00020;font-weight:bold}.PASS,.ACCEPT,.ok{color:#1b7f2a}
 img{max-width:100%;border:1px solid #ddd} pre{background:#f6f6f6;padding:1em;overflow:auto}
-caption{caption-side:bottom;font-style:italic;text-align:left;color:#555}"""
+caption{caption-side:bottom;font-style:italic;text-align:left;color:#555}
+.clips{display:flex;flex-wrap:wrap;gap:.5em 2em}.clips figure{margin:0}
+details summary{cursor:pointer;color:#444;margin:.3em 0}"""
 
 
-def to_html(items: list, images: dict[str, bytes], title: str) -> str:
+def to_html(items: list, images: dict[str, bytes], title: str,
+            sounds: dict[str, bytes] | None = None) -> str:
+    """sounds: WAV file -> bytes to embed (else the player links the file beside the report)."""
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{CSS}</style></head><body>"]
     for b in items:
         if isinstance(b, Table):
+            fold = _collapsed(b, len(b.rows))
+            if fold:
+                out.append(f"<details><summary>{len(b.rows)} rows: "
+                           f"{html.escape(b.header[0])}, {html.escape(b.header[1])}, ..."
+                           "</summary>")
             out.append("<table>")
             if b.caption:
                 out.append(f"<caption>{html.escape(b.caption)}</caption>")
@@ -312,6 +390,17 @@ def to_html(items: list, images: dict[str, bytes], title: str) -> str:
                     cells.append(f"<td{cls}>{_inline(t)}</td>")
                 out.append("<tr>" + "".join(cells) + "</tr>")
             out.append("</table>")
+            if fold:
+                out.append("</details>")
+        elif isinstance(b, Audio):
+            players = []
+            for label, f in b.clips:
+                data = (sounds or {}).get(f)
+                src = f"data:audio/wav;base64,{base64.b64encode(data).decode()}" if data else f
+                players.append(f"<figure><figcaption>{html.escape(label)}</figcaption>"
+                               f"<audio controls preload='none' src='{html.escape(src)}'></audio>"
+                               "</figure>")
+            out.append("<div class='clips'>" + "".join(players) + "</div>")
         elif isinstance(b, Image):
             data = base64.b64encode(images[b.file]).decode()
             out.append(f"<p><img alt='{html.escape(b.alt)}' src='data:image/png;base64,{data}'>"
@@ -376,8 +465,12 @@ def make_plots(result: GateResult, out: Path) -> dict[str, Path]:
     drift_st = result.stage("drift")
     if drift_st is not None and drift_st.data.get("modules"):
         mods = drift_st.data["modules"]
+        limits = drift_st.data.get("limits")  # None: reported only (--expect update)
+        tol = None if not limits else [limits[_drift_stage(n)] for n, _ in mods]
+        what = "" if tol else " (reported only: no tolerance under --expect update)"
         plots["drift"] = plot_per_layer(
-            [("candidate vs approved, end-to-end run (DiT modules at sampler step 0)", mods, None)],
+            [("candidate vs approved, end-to-end run (DiT modules at sampler step 0)" + what,
+              mods, tol)],
             out / "per_layer_drift.png", "Per-layer drift against the approved checkpoint")
     audio = result.stage("audio")
     if audio is not None and "audio" in audio.data:
@@ -388,14 +481,61 @@ def make_plots(result: GateResult, out: Path) -> dict[str, Path]:
     return plots
 
 
+def _drift_stage(module: str) -> str:
+    """The drift stage whose tolerance applies to a recorded module (drift.STAGES)."""
+    if module.startswith("conditioner"):
+        return "conditioner"
+    if module.startswith("model.model") or module.startswith("dit."):
+        return "dit"
+    if module.startswith("sampler.") or module == "latents":
+        return "trajectory"
+    if module.startswith("pretransform") or module.startswith("vae."):
+        return "vae"
+    return "audio"
+
+
+def shrink_png(data: bytes, width: int = 1000, colors: int = 96) -> bytes:
+    """A plot small enough to inline: at most `width` px wide, a palette of `colors` (plots
+    are flat colours; ~5x smaller than the full PNG)."""
+    import io
+
+    from PIL import Image as PILImage
+
+    img = PILImage.open(io.BytesIO(data)).convert("RGB")
+    if img.width > width:
+        img = img.resize((width, round(img.height * width / img.width)), PILImage.LANCZOS)
+    buf = io.BytesIO()
+    img.quantize(colors=colors).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def summary_images(images: dict[str, bytes]) -> dict[str, str]:
+    """Plots as data URIs for the job summary (shrunk), smallest first, within its size
+    budget; the rest keep their file name (shown as a link)."""
+    out, used = {}, 0
+    small = {name: shrink_png(data) for name, data in images.items()}
+    for name, data in sorted(small.items(), key=lambda kv: len(kv[1])):
+        uri = "data:image/png;base64," + base64.b64encode(data).decode()
+        if used + len(uri) <= SUMMARY_IMAGE_BYTES:
+            out[name], used = uri, used + len(uri)
+    return out
+
+
 def write_report(result: GateResult, out: str | Path) -> dict[str, Path]:
     """Write every report file into `out`; returns name -> path."""
     out = Path(out)
     plots = make_plots(result, out)
-    items = blocks(result, plots)
+    audio = result.stage("audio")
+    clips = []
+    if audio is not None and "audio" in audio.data:
+        clips = write_clips(audio.data["audio"], audio.data.get("reference"), audio.data["sr"], out)
+    items = blocks(result, plots, clips)
     images = {p.name: p.read_bytes() for p in plots.values()}
+    wavs = {f: (out / f).read_bytes() for _, f in clips}
+    sounds = wavs if sum(map(len, wavs.values())) <= EMBED_AUDIO_BYTES else {}
     files = {"report.md": to_markdown(items),
-             "report.html": to_html(items, images, f"sao-harness gate: {result.verdict}"),
+             "summary.md": to_markdown(items, summary_images(images)),
+             "report.html": to_html(items, images, f"sao-harness gate: {result.verdict}", sounds),
              "junit.xml": to_junit(result),
              "result.json": json.dumps(result.to_dict(), indent=1) + "\n"}
     paths = dict(plots)
@@ -410,8 +550,8 @@ def write_minimal(result: GateResult, out: str | Path) -> None:
     plots, so no half-written file can be read as the verdict; stale plots are removed."""
     out = Path(out)
     try:
-        for png in out.glob("*.png"):
-            png.unlink()
+        for stale in [*out.glob("*.png"), *out.glob("*.wav"), out / "summary.md"]:
+            stale.unlink(missing_ok=True)
         (out / "report.html").unlink(missing_ok=True)
         (out / "result.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
         (out / "junit.xml").write_text(to_junit(result))

@@ -53,6 +53,7 @@ class GateResult:
     subjects: dict = field(default_factory=dict)  # candidate / baseline: path, sha256, ...
     notes: list[str] = field(default_factory=list)
     timed_out: bool = False
+    provenance: dict = field(default_factory=dict)  # harness version, commit, device, host
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -83,5 +84,5 @@ class GateResult:
     def to_dict(self) -> dict:
         return jsonable({"verdict": self.verdict, "reasons": self.reasons, "expect": self.expect,
                          "required": list(self.required), "notes": self.notes,
-                         "subjects": self.subjects,
+                         "subjects": self.subjects, "provenance": self.provenance,
                          "stages": [s.to_dict() for s in self.stages]})

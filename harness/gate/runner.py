@@ -126,8 +126,11 @@ class _Run:
 
 def run_gate(opts: Options) -> GateResult:
     """The verdict on opts.candidate. Raises BadInput only for the gate's own inputs."""
+    from harness.provenance import provenance
+
     check_options(opts)
     gate = Gate(opts)
+    gate.result.provenance = provenance()
     run = _Run(gate)
     worker = threading.Thread(target=run, name="sao-gate", daemon=True)
     worker.start()
@@ -137,7 +140,8 @@ def run_gate(opts: Options) -> GateResult:
             run.cancelled = True
             stages = list(gate.result.stages)
         result = GateResult(gate.result.expect, gate.result.required, stages,
-                            dict(gate.result.subjects), list(gate.result.notes))
+                            dict(gate.result.subjects), list(gate.result.notes),
+                            provenance=gate.result.provenance)
         result.stages.append(Stage("timeout", ERROR, summary="timed out", reasons=[
             f"gate did not finish within --timeout {opts.timeout:g} s "
             f"(still in stage {run.current})"]))

@@ -307,6 +307,8 @@ class Gate:
             golden = store.check_golden(case_dir)  # every tensor hash; BadInput -> reject
             res = compare_golden(self.model, golden)
             results.append(res)
+            if not res.policy.calibrated and res.policy.label not in self.result.notes:
+                self.result.notes.append(f"tolerance policy {res.policy.label}")
             st.rows.append({"case": res.case, "producer": res.producer,
                             "policy": res.policy.label, "tensors": len(res.rows),
                             "passed": res.passed, "verdict": res.verdict()})
@@ -325,6 +327,7 @@ class Gate:
         rows = drift.compare(self.cand_out, self.base_out, limits)
         st.rows = [r.to_dict() for r in rows]
         st.data["modules"] = drift.module_snr(self.cand_out, self.base_out)
+        st.data["limits"] = limits
         worst = {}
         for r in rows:
             if r.stage not in worst or r.snr_db < worst[r.stage].snr_db:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.device import add_device_argument
 from harness.errors import BadInput
 
 
@@ -28,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=99)
     p.add_argument("--out", type=Path, required=True, help="output .wav")
     p.add_argument("--json", action="store_true")
+    add_device_argument(p)
     p.set_defaults(func=cmd_generate)
 
 
@@ -80,6 +82,7 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, seconds: float) -
 def cmd_generate(args) -> int:
     from harness.blas import blas_advice
     from harness.model.tokenizer import Tokenizer
+    from harness.provenance import provenance
     from harness.weights.load import load_model
     from harness.weights.synth import default_checkpoint
 
@@ -104,7 +107,8 @@ def cmd_generate(args) -> int:
     result = {"out": str(args.out), "weights": str(ckpt.model_file), "preset": cfg.preset,
               "samples": n, "sample_rate": cfg.sample_rate, "seconds_total": seconds,
               "timings_s": {k: round(v, 4) for k, v in gen.timings.items()},
-              "step_times_s": [round(s, 4) for s in gen.step_times], "blas": blas_advice()}
+              "step_times_s": [round(s, 4) for s in gen.step_times], "blas": blas_advice(),
+              "provenance": provenance()}
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -12,6 +12,8 @@ import json
 import sys
 import time
 
+from harness.device import add_device_argument
+
 
 def register(sub) -> None:
     p = sub.add_parser("mutants", help="mutation catalogue: known porting bugs vs the checks")
@@ -21,6 +23,7 @@ def register(sub) -> None:
     r.add_argument("--only", action="extend", nargs="+", metavar="NAME",
                    help="run only these mutants (the unmutated control always runs)")
     r.add_argument("--json", action="store_true")
+    add_device_argument(r)
     r.set_defaults(func=cmd_run)
     ls = msub.add_parser("list", help="name, expected module and symptom of every mutant")
     ls.add_argument("--json", action="store_true")
@@ -53,7 +56,9 @@ def cmd_run(args) -> int:
     audible = sum(o.audible for o in mutants)
     passed = not control.caught and not survived and not unheard
     if args.json:
-        json.dump({"passed": passed, "seconds": round(seconds, 2),
+        from harness.provenance import provenance
+
+        json.dump({"passed": passed, "provenance": provenance(), "seconds": round(seconds, 2),
                    "control": control.to_dict(),
                    "caught": len(mutants) - len(survived), "localized": localized,
                    "audible": audible, "heard": audible - len(unheard), "unheard": unheard,

@@ -220,9 +220,9 @@ class Bench:
 def _music_clip() -> np.ndarray | None:
     from harness.audio import corpus
 
-    if corpus.missing_packages(("noiz2sa",)):
-        return None
     source, stem, seconds = MUSIC
+    if corpus.needs_packages({source: [stem]}) and corpus.missing_packages((source,)):
+        return None
     clip = corpus.load_clip(source, stem, seconds)
     return clip.audio.astype(np.float32)
 

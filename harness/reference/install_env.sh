@@ -10,7 +10,9 @@ REPO=$(cd "$HERE/../.." && pwd)
 PY=${PYTHON:-python3}
 STAMP="$VENV/.sao-reference-stamp"
 # The stamp names this script's content and the tree installed editable (-e) into the venv.
-WANT="$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1) $REPO"
+# (sha256sum on Linux, shasum on macOS, which has no sha256sum)
+if command -v sha256sum > /dev/null; then HASH=(sha256sum); else HASH=(shasum -a 256); fi
+WANT="$("${HASH[@]}" "${BASH_SOURCE[0]}" | cut -d' ' -f1) $REPO"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
   echo "reference env $VENV is up to date"

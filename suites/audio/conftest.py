@@ -1,5 +1,6 @@
-"""Fixtures for the audio suites: real music clips from Debian packages, and every check run
-once on every test clip, clean and faulted (the report directory comes from the root conftest)."""
+"""Fixtures for the audio suites: real music clips (committed in suites/audio/corpus/, or from
+Debian packages), and every check run once on every test clip, clean and faulted (the report
+directory comes from the root conftest)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def require_packages():
 
 @pytest.fixture(scope="session")
 def test_clips():
-    _require_packages(("noiz2sa", "openmsx"))
+    needs = corpus.needs_packages(corpus.TEST)  # () when the committed corpus holds them all
+    if needs:
+        _require_packages(needs)
     return corpus.clips(corpus.TEST)
 
 

