@@ -8,11 +8,11 @@ bad input (exit 2, one line): Linux `mlx[cpu]` wheels have no GPU backend.
 
 from __future__ import annotations
 
-import os
+from harness import settings
 
 DEVICES = ("cpu", "gpu")
 DEFAULT = "cpu"
-ENV = "SAO_HARNESS_DEVICE"  # inherited by subprocesses (the benchmark gate's pytest runs)
+ENV = settings.DEVICE  # inherited by subprocesses (the benchmark gate's pytest runs)
 
 
 def add_device_argument(parser) -> None:
@@ -36,14 +36,14 @@ def use_device(name: str | None = None) -> str:
 
     from harness.errors import BadInput
 
-    name = name or os.environ.get(ENV) or DEFAULT
+    name = name or settings.device() or DEFAULT
     if name not in DEVICES:
         raise BadInput(None, f"--device must be one of {', '.join(DEVICES)}, got {name!r}")
     if not available(name):
         raise BadInput(None, f"--device {name}: this machine's MLX has no {name.upper()} "
                              f"backend (mlx {mx.__version__}; Linux mlx[cpu] is CPU only)")
     mx.set_default_device(mx.gpu if name == "gpu" else mx.cpu)
-    os.environ[ENV] = name
+    settings.set_device(name)
     return name
 
 

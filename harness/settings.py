@@ -4,6 +4,9 @@
 |---|---|---|
 | `SAO_HARNESS_CACHE` | `$XDG_CACHE_HOME/sao-harness` (`~/.cache/sao-harness`) | seeded checkpoints, rendered music, LiteRT exports |
 | `SAO_REFERENCE_PYTHON` | `.venv-ref/bin/python` beside the checkout, if it exists | python of the reference virtualenv (official PyTorch code + LiteRT; `harness/reference/install_env.sh`) |
+| `SAO_HARNESS_DEVICE` | `cpu` | MLX device of model-running commands and suites (`--device` wins) |
+| `SAO_AUDIO_CORPUS` | the committed `suites/audio/corpus` | real-music test clips: a committed-layout directory, or `debian` for the packages |
+| `SAO_AUDIO_SYSTEM_SHARE` | `/usr/share` | where the Debian music packages are looked for |
 | `SAO_HARNESS_NO_PRELOAD` | unset | set: never re-exec with the OpenBLAS preload and heap settings |
 | `SAO_REFERENCE_CLEAN` | unset | set by the recorder for its own clean re-exec (internal) |
 | `SAO_BENCH_MACHINE_CLASS` | OS-arch-cores | key of the stored benchmark baseline |
@@ -25,6 +28,32 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 def cache_root() -> Path:
     return Path(os.environ.get("SAO_HARNESS_CACHE")
                 or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sao-harness")
+
+
+# The MLX device (harness/device.py); exported so subprocesses (the benchmark gate's pytest
+# runs) use the same one.
+DEVICE = "SAO_HARNESS_DEVICE"
+
+
+def device() -> str | None:
+    return os.environ.get(DEVICE) or None
+
+
+def set_device(name: str) -> None:
+    os.environ[DEVICE] = name
+
+
+# The real-music corpus (harness/audio/corpus.py): a committed-layout directory, or "debian".
+AUDIO_CORPUS = "SAO_AUDIO_CORPUS"
+
+
+def audio_corpus() -> str | None:
+    return os.environ.get(AUDIO_CORPUS) or None
+
+
+def audio_system_share() -> Path:
+    """Where Debian's packages put their files (a test points it at an empty directory)."""
+    return Path(os.environ.get("SAO_AUDIO_SYSTEM_SHARE") or "/usr/share")
 
 
 def machine_class_override() -> str | None:

@@ -27,11 +27,12 @@ import numpy as np
 import soundfile as sf
 
 from harness.errors import BadInput
+from harness import settings
 from harness.settings import cache_root
 
 # Where the Debian packages put their files; SAO_AUDIO_SYSTEM_SHARE moves it (a test proves
 # the suites run without the packages by pointing it at an empty directory).
-SHARE = Path(os.environ.get("SAO_AUDIO_SYSTEM_SHARE", "/usr/share"))
+SHARE = settings.audio_system_share()
 NOIZ2SA_DIR = SHARE / "games/noiz2sa/sounds"
 OPENMSX_DIR = SHARE / "games/openttd/baseset/openmsx"
 SOUNDFONT = SHARE / "sounds/sf2/TimGM6mb.sf2"
@@ -49,7 +50,7 @@ APT_LINE = ("apt-get install -y --no-install-recommends "
             "noiz2sa-data openttd-openmsx fluidsynth timgm6mb-soundfont sox")
 
 COMMITTED_DIR = Path(__file__).resolve().parents[2] / "suites" / "audio" / "corpus"
-CORPUS_ENV = "SAO_AUDIO_CORPUS"
+CORPUS_ENV = settings.AUDIO_CORPUS
 MANIFEST = "manifest.json"
 
 CLIP_SECONDS = 12.0
@@ -76,7 +77,7 @@ class Clip:
 
 def committed_dir() -> Path | None:
     """The committed corpus in use, or None when clips come from the Debian packages."""
-    env = os.environ.get(CORPUS_ENV)
+    env = settings.audio_corpus()
     if env == "debian":
         return None
     d = Path(env) if env else COMMITTED_DIR
@@ -219,6 +220,7 @@ def export(out: Path, split: dict[str, list[str]] = TEST) -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    import os
     import sys
 
     if sys.argv[1:2] != ["export"] or len(sys.argv) != 3:
