@@ -61,3 +61,28 @@ def save(path: str | Path, audio: np.ndarray, sr: int = SAMPLE_RATE, subtype: st
     if fmt is None:
         raise BadInput(p, f"unknown audio suffix {p.suffix!r}, expected one of {sorted(FORMATS)}")
     sf.write(p, np.asarray(audio).T, sr, format=fmt, subtype=subtype)
+    if fmt == "WAV":
+        _zero_peak_timestamp(p)
+
+
+def _zero_peak_timestamp(path: Path) -> None:
+    """libsndfile adds a PEAK chunk to float WAVs whose second field is the wall-clock time of
+    writing: zero it, so identical audio gives byte-identical files."""
+    with open(path, "r+b") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        pos = 12
+        while True:
+            f.seek(pos)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"PEAK" and size >= 8:
+                f.seek(pos + 8 + 4)  # after the version field
+                f.write(b"\0\0\0\0")
+                return
+            if chunk[:4] == b"data":
+                return  # libsndfile writes PEAK before the data
+            pos += 8 + size + (size & 1)

@@ -752,7 +752,7 @@ def load_config(spec: str | Path) -> ModelConfig:
     except FileNotFoundError:
         raise BadInput(cfg_path, f"no such file (--config takes {', '.join(PRESETS)}, a checkpoint "
                                  "directory or a model_config.json)") from None
-    except (ValueError, KeyError, TypeError, OSError) as e:
+    except (ValueError, KeyError, TypeError, OSError, RecursionError) as e:
         raise BadInput(cfg_path, f"not a stable-audio-tools model config ({e})") from None
 
 
@@ -815,7 +815,7 @@ def read_extraction(path: str | Path) -> Extraction:
     try:
         info = json.loads(meta["info"])
         cfg = ModelConfig.from_official(info["config"], T5Config.from_hf(info["t5_config"]))
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, RecursionError) as e:
         raise BadInput(path, f"damaged extraction metadata ({e})") from None
     raw = read_safetensors(path)
     ex = Extraction(cfg, info["files"], folded=info["folded"], unmapped=info["unmapped"],
