@@ -100,19 +100,17 @@ def read_header(path: str | Path) -> tuple[dict, dict, int]:
             if len(head) < 8:
                 raise BadInput(path, f"truncated: {size} bytes, too short for a safetensors header")
             (n,) = struct.unpack("<Q", head)
-            if n > MAX_HEADER:
-                raise BadInput(path, f"header length {n} exceeds the format's limit of "
-                                     f"{MAX_HEADER} bytes: not safetensors")
             if n > size - 8:
                 raise BadInput(path, f"header length {n} runs past the end of the file "
                                      f"({size} bytes): truncated or not safetensors")
+            if n > MAX_HEADER:
+                raise BadInput(path, f"header length {n} exceeds the format's limit of "
+                                     f"{MAX_HEADER} bytes: not safetensors")
             raw = f.read(n)
     except OSError as e:
         raise BadInput(path, f"cannot read: {e.strerror or e}") from None
     if len(raw) != n:
         raise BadInput(path, f"header truncated: {len(raw)} of {n} bytes")
-    if not raw.lstrip().startswith(b"{"):
-        raise BadInput(path, "header is not a JSON object: not a safetensors file")
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except _Duplicate as e:
