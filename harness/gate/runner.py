@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
@@ -37,8 +38,9 @@ def check_options(opts: Options) -> None:
     if opts.frames is not None and not 1 <= opts.frames <= MAX_FRAMES:
         raise BadInput(None, f"--frames {opts.frames} outside [1, {MAX_FRAMES}] (latent frames; "
                              "the full model's own length is 256)")
-    if opts.timeout is not None and not opts.timeout > 0:
-        raise BadInput(None, f"--timeout must be > 0 seconds, got {opts.timeout}")
+    if opts.timeout is not None and not (math.isfinite(opts.timeout) and opts.timeout > 0):
+        raise BadInput(None, f"--timeout must be a finite number of seconds > 0, got "
+                             f"{opts.timeout}")
     if opts.audio_thresholds is not None:
         from harness.audio.check import thresholds
 
