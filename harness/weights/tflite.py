@@ -38,6 +38,7 @@ from typing import Callable
 import numpy as np
 
 from harness.errors import BadInput
+from harness.files import read_small
 from harness.model.config import PRESETS, ModelConfig, T5Config
 
 ARM_FILES = {"conditioners": "conditioners_float32.tflite", "dit": "dit_model.tflite",
@@ -745,9 +746,12 @@ def load_config(spec: str | Path) -> ModelConfig:
     root = path if path.is_dir() else path.parent
     cfg_path = path / "model_config.json" if path.is_dir() else path
     try:
-        official = json.loads(cfg_path.read_text())
+        if not cfg_path.exists():
+            raise FileNotFoundError(cfg_path)
+        official = json.loads(read_small(cfg_path, "model config"))  # never blocks on a FIFO
         t5_path = root / "t5" / "config.json"
-        t5 = T5Config.from_hf(json.loads(t5_path.read_text())) if t5_path.exists() else T5Config()
+        t5 = (T5Config.from_hf(json.loads(read_small(t5_path, "T5 config")))
+              if t5_path.exists() else T5Config())
         return ModelConfig.from_official(official, t5)
     except FileNotFoundError:
         raise BadInput(cfg_path, f"no such file (--config takes {', '.join(PRESETS)}, a checkpoint "
