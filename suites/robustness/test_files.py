@@ -18,6 +18,12 @@ from contract import bad_input, cli, rejected, run
 KINDS = ("fifo", "dev-zero", "dev-null", "directory")
 
 
+def call(kind, *argv, timeout=60):
+    """FIFO cases in a real process with a timeout (a regression would block in open());
+    the others in-process."""
+    return run(*argv, timeout=timeout) if kind == "fifo" else cli(*argv)
+
+
 def replace_with(path, kind):
     if path.is_dir():
         shutil.rmtree(path)
@@ -41,7 +47,7 @@ WHAT = {"fifo": "FIFO", "dev-zero": "character device", "dev-null": "character d
 def test_inspect_refuses_non_regular(rel, kind, tiny_copy):
     ckpt = tiny_copy()
     replace_with(ckpt / rel, kind)
-    res = run("inspect", ckpt, timeout=60)
+    res = call(kind, "inspect", ckpt)
     line = bad_input(res, rel)
     if not (rel == "model.safetensors" and kind == "directory"):
         assert WHAT[kind] in line, line
@@ -51,7 +57,7 @@ def test_inspect_refuses_non_regular(rel, kind, tiny_copy):
 def test_generate_refuses_non_regular(kind, tiny_copy, tmp_path):
     ckpt = tiny_copy()
     replace_with(ckpt / "model.safetensors", kind)
-    bad_input(run("generate", "--weights", ckpt, "--out", tmp_path / "o.wav", timeout=60),
+    bad_input(call(kind, "generate", "--weights", ckpt, "--out", tmp_path / "o.wav"),
               "model.safetensors", WHAT[kind])
     assert not list(tmp_path.iterdir())
 
@@ -67,7 +73,7 @@ def test_generate_refuses_fifo_tokenizer(tiny_copy, tmp_path):
 def test_gate_never_accepts_non_regular(kind, tiny_copy):
     ckpt = tiny_copy()
     replace_with(ckpt / "model.safetensors", kind)
-    rejected(run("gate", ckpt, "--expect", "update", "--no-parity", "--json", timeout=60),
+    rejected(call(kind, "gate", ckpt, "--expect", "update", "--no-parity", "--json"),
              "model.safetensors")
 
 
@@ -75,7 +81,7 @@ def test_gate_never_accepts_non_regular(kind, tiny_copy):
 def test_audio_check_refuses_non_regular(kind, tmp_path):
     path = tmp_path / "clip.wav"
     replace_with(path, kind)
-    bad_input(run("audio", "check", path, timeout=60), path, WHAT[kind])
+    bad_input(call(kind, "audio", "check", path), path, WHAT[kind])
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
@@ -83,7 +89,7 @@ def test_golden_verify_refuses_non_regular_manifest(kind, golden_dir, tmp_path):
     case = tmp_path / "tiny-torch"
     shutil.copytree(golden_dir / "tiny-torch", case)
     replace_with(case / "manifest.json", kind)
-    bad_input(run("golden", "verify", tmp_path, timeout=60), "manifest.json", WHAT[kind])
+    bad_input(call(kind, "golden", "verify", tmp_path), "manifest.json", WHAT[kind])
 
 
 def _sparse_candidate(ckpt, extra_bytes: int):
@@ -120,7 +126,7 @@ def test_sparse_1_tib_file_is_refused_from_its_header(cmd, tiny_copy, tmp_path):
     path = _sparse_candidate(tiny_copy(), TIB)
     argv = ["inspect", path.parent] if cmd == "inspect" else [
         "generate", "--weights", path.parent, "--out", tmp_path / "o.wav"]
-    bad_input(run(*argv, timeout=60), "unexpected tensor extra.junk")
+    bad_input(cli(*argv), "unexpected tensor extra.junk")
     path.unlink()
 
 
