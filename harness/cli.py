@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -64,6 +65,17 @@ def _error(kind: str, message: object) -> None:
     print(f"sao-harness: {kind}: {one_line(message)}", file=sys.stderr)
 
 
+def _leave(code: int, argv) -> int:
+    """After an interrupt (clean-up done by the finally blocks on the way here): a worker
+    thread may still be inside MLX (the gate), whose teardown at interpreter exit would
+    crash, so the console script leaves at once."""
+    if argv is None and threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     raw, debug = _split_debug(raw)
@@ -91,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         _error("error", "interrupted")
-        return 130
+        return _leave(130, argv)
     except Terminated:
         _error("error", "terminated (SIGTERM)")
-        return 143
+        return _leave(143, argv)
     except BrokenPipeError:  # output piped into `head`
         return 0
     except Exception as e:  # noqa: BLE001 - a crash must never read as a check's verdict
