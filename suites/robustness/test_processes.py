@@ -14,6 +14,10 @@ import pytest
 
 from contract import TIMEOUT, cli, no_temp_left
 
+# Real processes and whole generate runs (~1.5 min on 2 cores): run by .ci/run's
+# `-m "full or nightly"` stage, keeping the default suite's budget.
+pytestmark = pytest.mark.nightly
+
 
 def _start(*args, env=None):
     return subprocess.Popen([sys.executable, "-m", "harness.cli", *map(str, args)],
