@@ -83,11 +83,12 @@ def follow_umask(path: str | Path, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
-def check_output_target(path: str | Path, force: bool = False) -> None:
-    """An output path must be absent or a regular file: never replace a device node, a FIFO
-    or a directory (renaming over /dev/null as root replaces the device) unless forced."""
+def check_output_target(path: str | Path, force: bool = False, hint: str = "") -> None:
+    """An output path must be absent or a regular file (or a link to one): never replace a
+    device node, a FIFO or a directory (renaming over /dev/null as root replaces the device)
+    unless forced. `hint` tells how to force it."""
     try:
-        st = os.lstat(path)
+        st = os.stat(path)
     except FileNotFoundError:
         return
     except OSError as e:
@@ -95,8 +96,8 @@ def check_output_target(path: str | Path, force: bool = False) -> None:
     if stat.S_ISDIR(st.st_mode):
         raise BadInput(path, "cannot write: is a directory")
     if not stat.S_ISREG(st.st_mode) and not force:
-        raise BadInput(path, f"cannot write: is {_kind(st.st_mode)}; refusing to replace it "
-                             "(--force replaces it)")
+        raise BadInput(path, f"cannot write: is {_kind(st.st_mode)}; refusing to replace it"
+                             + hint)
 
 
 @contextmanager

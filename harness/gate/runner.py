@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from harness.errors import BadInput
+from harness.files import regular_file
 from harness.gate.result import ERROR, FAIL, SKIP, GateResult, Stage
 from harness.gate.stages import STAGES, Gate, OptionError, Options
 
@@ -44,8 +45,7 @@ def check_options(opts: Options) -> None:
     if opts.audio_thresholds is not None:
         from harness.audio.check import thresholds
 
-        if not Path(opts.audio_thresholds).is_file():
-            raise BadInput(opts.audio_thresholds, "no such file (audio thresholds)")
+        regular_file(opts.audio_thresholds, "audio thresholds file")  # never a FIFO
         try:
             thresholds(opts.audio_thresholds)  # BadInput when a check has no threshold
         except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as e:  # TOMLDecodeError

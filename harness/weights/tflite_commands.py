@@ -44,7 +44,7 @@ def cmd_extract(args) -> int:
     from harness.files import check_output_target
     from harness.weights.tflite import extract, load_config, short_name, write_extraction
 
-    check_output_target(args.out, force=args.force)  # before any work
+    check_output_target(args.out, args.force, " (--force replaces it)")  # before any work
     cfg = load_config(args.config) if args.config else None
     ref = None
     if args.reference is not None:

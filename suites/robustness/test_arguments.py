@@ -58,7 +58,7 @@ def test_generate_option(name, tiny_checkpoint, tmp_path):
 
 
 def test_negative_seed_in_a_real_process(tmp_path):
-    res = run("generate", "--seed", "-7", "--out", tmp_path / "o.wav", timeout=60)
+    res = run("generate", "--seed", "-7", "--out", tmp_path / "o.wav")
     bad_input(res, "--seed -7 outside")
 
 
@@ -66,7 +66,7 @@ def test_non_utf8_prompt_bytes_in_a_real_process(tmp_path, tiny_checkpoint):
     """Undecodable argv bytes (a Latin-1 terminal): exit 2, one line, no traceback."""
     p = subprocess.run([sys.executable, "-m", "harness.cli", "generate", "--weights",
                         str(tiny_checkpoint), "--prompt", b"caf\xe9 jazz",
-                        "--out", str(tmp_path / "o.wav")], capture_output=True, timeout=60)
+                        "--out", str(tmp_path / "o.wav")], capture_output=True)
     lines = p.stderr.decode("utf-8", "replace").splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "not valid UTF-8" in lines[0], p.stderr
     assert not (tmp_path / "o.wav").exists()

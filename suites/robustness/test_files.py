@@ -18,10 +18,10 @@ from contract import bad_input, cli, rejected, run
 KINDS = ("fifo", "dev-zero", "dev-null", "directory")
 
 
-def call(kind, *argv, timeout=60):
+def call(kind, *argv):
     """FIFO cases in a real process with a timeout (a regression would block in open());
     the others in-process."""
-    return run(*argv, timeout=timeout) if kind == "fifo" else cli(*argv)
+    return run(*argv) if kind == "fifo" else cli(*argv)
 
 
 def replace_with(path, kind):
@@ -65,7 +65,7 @@ def test_generate_refuses_non_regular(kind, tiny_copy, tmp_path):
 def test_generate_refuses_fifo_tokenizer(tiny_copy, tmp_path):
     ckpt = tiny_copy()
     replace_with(ckpt / "t5" / "spiece.model", "fifo")
-    bad_input(run("generate", "--weights", ckpt, "--out", tmp_path / "o.wav", timeout=60),
+    bad_input(run("generate", "--weights", ckpt, "--out", tmp_path / "o.wav"),
               "spiece.model", "FIFO")
 
 
@@ -115,7 +115,7 @@ def test_gate_on_a_sparse_1_tib_file_ends_quickly(tiny_copy):
     """The gate used to hash the whole file before reading the header (hours for 1 TiB)."""
     path = _sparse_candidate(tiny_copy(), TIB)
     t0 = time.monotonic()
-    res = run("gate", path.parent, "--expect", "update", "--no-parity", "--json", timeout=60)
+    res = run("gate", path.parent, "--expect", "update", "--no-parity", "--json")
     rejected(res, "unexpected tensor extra.junk")
     assert time.monotonic() - t0 < 60
     path.unlink()
@@ -145,7 +145,7 @@ def _sparse_wav(path, seconds: int, sr: int = 44100, channels: int = 2):
 def test_audio_check_on_two_hours_is_bounded(tmp_path):
     """It died with a MemoryError after 5.6 GB; now refused from the header, RSS bounded."""
     path = _sparse_wav(tmp_path / "two-hours.wav", 2 * 3600)
-    res = run("audio", "check", path, timeout=60)
+    res = run("audio", "check", path)
     bad_input(res, path, "7200.0 s of audio", "at most 180 s")
     assert res.rss_mb < 500, res.rss_mb
 
@@ -161,10 +161,42 @@ def test_audio_check_at_the_limit_runs(tmp_path):
 def test_weights_diff_refuses_fifo(tiny_copy, tmp_path):
     ckpt = tiny_copy()
     replace_with(ckpt / "model.safetensors", "fifo")
-    res = run("weights", "diff", ckpt, ckpt, timeout=60)
+    res = run("weights", "diff", ckpt, ckpt)
     bad_input(res, "model.safetensors")
 
 
 def test_missing_files_are_named(tmp_path):
     bad_input(cli("inspect", tmp_path / "nope"), tmp_path / "nope", "no such file")
     bad_input(cli("audio", "check", tmp_path / "nope.wav"), "no such file")
+
+
+@pytest.mark.parametrize("kind", ["dev-null", "directory"])
+def test_audio_check_refuses_non_regular_reference(kind, tmp_path):
+    clip = _sparse_wav(tmp_path / "clip.wav", 2)
+    ref = tmp_path / "ref.wav"
+    replace_with(ref, kind)
+    bad_input(cli("audio", "check", clip, "--reference", ref), ref)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-null"])
+def test_gate_refuses_non_regular_thresholds(kind, tiny_checkpoint, tmp_path):
+    path = tmp_path / "thresholds.toml"
+    replace_with(path, kind)
+    bad_input(call(kind, "gate", tiny_checkpoint, "--no-parity", "--audio-thresholds", path),
+              path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-null"])
+def test_gate_refuses_non_directory_report(kind, tiny_checkpoint, tmp_path):
+    path = tmp_path / "report"
+    replace_with(path, kind)
+    bad_input(call(kind, "gate", tiny_checkpoint, "--no-parity", "--report", path),
+              "cannot write the report")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_golden_verify_refuses_non_regular_tensors(kind, golden_dir, tmp_path):
+    case = tmp_path / "tiny-torch"
+    shutil.copytree(golden_dir / "tiny-torch", case)
+    replace_with(case / "tensors.safetensors", kind)
+    bad_input(call(kind, "golden", "verify", tmp_path), "tensors.safetensors", WHAT[kind])
