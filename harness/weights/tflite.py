@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 
 from harness.errors import BadInput
-from harness.files import read_small
+from harness.files import open_regular, read_small
 from harness.model.config import PRESETS, ModelConfig, T5Config
 
 ARM_FILES = {"conditioners": "conditioners_float32.tflite", "dit": "dit_model.tflite",
@@ -171,7 +171,7 @@ def read_graph(path: str | Path) -> Graph:
     """Parse a .tflite flatbuffer (schema v3). Malformed input is BadInput naming the file."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "TFLite model") as f:  # a FIFO would block open()
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except FileNotFoundError:
         raise BadInput(path, "no such file") from None

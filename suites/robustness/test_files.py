@@ -200,3 +200,20 @@ def test_golden_verify_refuses_non_regular_tensors(kind, golden_dir, tmp_path):
     shutil.copytree(golden_dir / "tiny-torch", case)
     replace_with(case / "tensors.safetensors", kind)
     bad_input(call(kind, "golden", "verify", tmp_path), "tensors.safetensors", WHAT[kind])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_weights_diff_refuses_non_regular_tflite(kind, tiny_checkpoint, tmp_path):
+    """A non-regular dit_model.tflite is not taken for a TFLite file (never opened)."""
+    tfl = tmp_path / "arm"
+    tfl.mkdir()
+    replace_with(tfl / "dit_model.tflite", kind)
+    bad_input(call(kind, "weights", "diff", tfl, tiny_checkpoint), tfl, "no TFLite files")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_weights_extract_refuses_non_regular_tflite_file(kind, tmp_path):
+    path = tmp_path / "dit_model.tflite"
+    replace_with(path, kind)
+    bad_input(call(kind, "weights", "extract", path, "--out", tmp_path / "o.safetensors"), path)
+    assert not (tmp_path / "o.safetensors").exists()
