@@ -1,4 +1,5 @@
-"""`sao-harness` console script: exit 0 = pass, 1 = check failed, 2 = bad input or usage.
+"""`sao-harness` console script: exit 0 = pass, 1 = check failed, 2 = bad input or usage
+(a resource limit included), 3 = internal error (`--debug` shows the traceback).
 
 Each area of the harness registers its own subcommands (`register(subparsers)` in its
 `commands` module); this file only dispatches and turns exceptions into exit codes, so
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
+import traceback
 
 from harness.blas import reexec_with_runtime_env
-from harness.errors import BadInput, CheckFailed
+from harness.errors import BadInput, CheckFailed, Terminated, one_line
 
 # Commands that run the model long enough for the BLAS to matter.
 PRELOAD_COMMANDS = {"generate", "bench", "gate", "mutants", "compare"}
@@ -33,8 +38,7 @@ COMMAND_MODULES = [
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors exit 2 with one line, like bad input
-        self.print_usage(sys.stderr)
-        print(f"sao-harness: error: {message}", file=sys.stderr)
+        print(f"sao-harness: error: {one_line(message)} (see --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -46,25 +50,77 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """`--debug` anywhere before a `--`: tracebacks for internal errors."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    rest = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+    return rest, len(rest) != len(argv)
+
+
+def _error(kind: str, message: object) -> None:
+    print(f"sao-harness: {kind}: {one_line(message)}", file=sys.stderr)
+
+
+def _leave(code: int, argv) -> int:
+    """After an interrupt (clean-up done by the finally blocks on the way here): a worker
+    thread may still be inside MLX (the gate), whose teardown at interpreter exit would
+    crash, so the console script leaves at once."""
+    if argv is None and threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    raw, debug = _split_debug(raw)
+    try:
+        args = build_parser().parse_args(raw)
+    except SystemExit as e:
+        return int(e.code or 0) if isinstance(e.code, int) else 2
     if argv is None and args.command in PRELOAD_COMMANDS:
         reexec_with_runtime_env()  # Linux: restart once with OpenBLAS and the heap settings
+    # SIGTERM becomes an exception, so the commands' finally/except blocks remove their
+    # temporary files and directories (SIGINT already is one: KeyboardInterrupt).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         if hasattr(args, "device"):  # commands that run the model (harness.device)
             from harness.device import use_device
             use_device(args.device)
         code = args.func(args)
     except BadInput as e:
-        print(f"sao-harness: error: {e}", file=sys.stderr)
+        _error("error", e)
         return 2
     except CheckFailed as e:
-        print(f"sao-harness: check failed: {e}", file=sys.stderr)
+        _error("check failed", e)
         return 1
+    except MemoryError as e:  # a resource limit: the input asked for too much, not a verdict
+        _error("error", f"out of memory ({e or 'MemoryError'}): the input needs more memory "
+                        "than this machine has")
+        return 2
     except KeyboardInterrupt:
-        return 130
+        _error("error", "interrupted")
+        return _leave(130, argv)
+    except Terminated:
+        _error("error", "terminated (SIGTERM)")
+        return _leave(143, argv)
     except BrokenPipeError:  # output piped into `head`
         return 0
+    except Exception as e:  # noqa: BLE001 - a crash must never read as a check's verdict
+        if debug:
+            traceback.print_exc()
+        _error("internal error", f"{type(e).__name__}: {e}; rerun with --debug for the "
+                                 "traceback")
+        return 3
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return int(code or 0)
 
 

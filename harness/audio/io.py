@@ -8,9 +8,13 @@ import numpy as np
 import soundfile as sf
 
 from harness.errors import BadInput
+from harness.files import regular_file
 
 SAMPLE_RATE = 44100  # the model's only rate; every threshold assumes it
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+# Longest file `load` reads: the model makes at most ~12 s; the checks hold ~0.2 GB per minute
+# of stereo audio, so this keeps `audio check` with a reference under ~1.5 GB.
+MAX_SECONDS = 180
 
 
 def validate(audio, sr: int, path: str | Path | None = None) -> np.ndarray:
@@ -37,10 +41,19 @@ def validate(audio, sr: int, path: str | Path | None = None) -> np.ndarray:
 def load(path: str | Path, allow_nonfinite: bool = False) -> tuple[np.ndarray, int]:
     """Read WAV/FLAC/OGG as planar (C, N) float32. NaN/Inf samples are bad input."""
     p = Path(path)
-    if not p.is_file():
-        raise BadInput(p, "no such file")
-    if p.stat().st_size == 0:
+    if regular_file(p, "audio file").st_size == 0:
         raise BadInput(p, "empty file")
+    try:
+        info = sf.info(str(p))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise BadInput(p, f"not a readable WAV/FLAC/OGG file ({reason})") from None
+    if info.samplerate > 0 and info.frames > MAX_SECONDS * info.samplerate:
+        raise BadInput(p, f"{info.frames / info.samplerate:.1f} s of audio; the checks take at "
+                          f"most {MAX_SECONDS} s (their memory grows with the length: ~0.2 GB "
+                          "per minute)")
+    if info.channels > 2:
+        raise BadInput(p, f"audio has {info.channels} channels, expected 1 or 2")
     try:
         data, sr = sf.read(p, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
@@ -61,3 +74,28 @@ def save(path: str | Path, audio: np.ndarray, sr: int = SAMPLE_RATE, subtype: st
     if fmt is None:
         raise BadInput(p, f"unknown audio suffix {p.suffix!r}, expected one of {sorted(FORMATS)}")
     sf.write(p, np.asarray(audio).T, sr, format=fmt, subtype=subtype)
+    if fmt == "WAV":
+        _zero_peak_timestamp(p)
+
+
+def _zero_peak_timestamp(path: Path) -> None:
+    """libsndfile adds a PEAK chunk to float WAVs whose second field is the wall-clock time of
+    writing: zero it, so identical audio gives byte-identical files."""
+    with open(path, "r+b") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        pos = 12
+        while True:
+            f.seek(pos)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"PEAK" and size >= 8:
+                f.seek(pos + 8 + 4)  # after the version field
+                f.write(b"\0\0\0\0")
+                return
+            if chunk[:4] == b"data":
+                return  # libsndfile writes PEAK before the data
+            pos += 8 + size + (size & 1)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import BadInput
+from harness.errors import BadInput, one_line
+from harness.files import read_small
 from harness.weights.safetensors_io import read_safetensors, write_safetensors
 
 FORMAT = "sao-harness-golden/1"
@@ -122,17 +123,21 @@ def write_golden(root: str | Path, case: str, tensors: "OrderedDict[str, np.ndar
 
 def _read_manifest(path: Path) -> dict:
     mpath = path / MANIFEST_FILE
-    if not mpath.is_file():
+    if not mpath.exists() and not mpath.is_symlink():
         raise BadInput(mpath, "missing")
+    raw = read_small(mpath, "golden manifest")
     try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        manifest = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise BadInput(mpath, "does not parse as JSON (nested too deeply)") from None
+    except (UnicodeDecodeError, ValueError) as e:
         raise BadInput(mpath, f"does not parse as JSON ({e})") from None
     if not isinstance(manifest, dict):
         raise BadInput(mpath, "is not a JSON object")
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
         raise BadInput(mpath, f"lacks field {missing[0]!r}")
+    _check_types(mpath, manifest)
     if manifest["format"] != FORMAT:
         raise BadInput(mpath, f"format {manifest['format']!r}, expected {FORMAT!r}")
     if manifest["producer"] not in PRODUCERS:
@@ -140,6 +145,33 @@ def _read_manifest(path: Path) -> dict:
     if list(manifest["order"]) != list(manifest["tensors"]):
         raise BadInput(mpath, "order does not list exactly the tensors, in their order")
     return manifest
+
+
+def _check_types(mpath: Path, m: dict) -> None:
+    """The fields the store reads, with the types it reads them as (one line per fault)."""
+    def bad(field: str, want: str):
+        raise BadInput(mpath, f"field {field} must be {want}, got {one_line(repr(m.get(field)))[:80]}")
+
+    for k in ("format", "case", "producer", "tolerance_class"):
+        if not isinstance(m[k], str):
+            bad(k, "a string")
+    if not isinstance(m["order"], list) or not all(isinstance(x, str) for x in m["order"]):
+        bad("order", "a list of tensor names")
+    if not isinstance(m["tensors"], dict):
+        bad("tensors", "an object")
+    for name, e in m["tensors"].items():
+        if (not isinstance(e, dict) or not isinstance(e.get("dtype"), str)
+                or not isinstance(e.get("sha256"), str) or not isinstance(e.get("shape"), list)
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                           for d in e["shape"])):
+            raise BadInput(mpath, f"tensor {name}: entry must hold dtype and sha256 strings and "
+                                  f"a shape of non-negative integers")
+    if not isinstance(m["inputs"], dict) or not all(isinstance(v, str)
+                                                    for v in m["inputs"].values()):
+        bad("inputs", "an object of sha256 strings")
+    w = m.get("weights", {})
+    if not isinstance(w, dict) or not isinstance(w.get("sha256", {}), dict):
+        bad("weights", "an object with a sha256 object")
 
 
 def check_golden(path: str | Path, case: str | None = None) -> Golden:
@@ -151,7 +183,7 @@ def check_golden(path: str | Path, case: str | None = None) -> Golden:
     if case is not None and manifest["case"] != case:
         raise BadInput(path / MANIFEST_FILE, f"names case {manifest['case']!r}, not {case!r}")
     tpath = path / TENSORS_FILE
-    if not tpath.is_file():
+    if not tpath.exists() and not tpath.is_symlink():
         raise BadInput(tpath, "missing")
     data = read_safetensors(tpath, check_finite=False)  # a golden may record a NaN output
     expected = manifest["tensors"]

@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from harness.device import add_device_argument
+from harness.errors import one_line
 from harness.gate.result import ERROR, Stage
 
 
@@ -75,13 +76,15 @@ def cmd_gate(args) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))
     else:
-        print(f"{result.verdict.upper()}: {args.candidate} (--expect {expect})")
+        # Reasons quote tensor names and paths from the candidate: escaped, one line each, so
+        # no file can print a line of its own (an "ACCEPT: ..." into a CI log).
+        print(f"{result.verdict.upper()}: {one_line(args.candidate)} (--expect {expect})")
         for s in result.stages:
-            print(f"  {s.name:<10} {s.status.upper():<5} {s.summary}")
+            print(f"  {s.name:<10} {s.status.upper():<5} {one_line(s.summary)}")
         for r in result.reasons:
-            print(f"  - {r}")
+            print(f"  - {one_line(r)}")
         if report_dir is not None:
-            print(f"report: {report_dir / 'report.html'}")
+            print(f"report: {one_line(report_dir / 'report.html')}")
     if result.timed_out and _cli_process():
         # The worker thread may still be inside MLX: leave without running its teardown.
         sys.stdout.flush()

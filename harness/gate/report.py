@@ -14,13 +14,17 @@ import base64
 import html
 import json
 import math
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import numpy as np
 
-from harness.errors import BadInput
+from harness.errors import BadInput, one_line
+from harness.files import follow_umask
 from harness.gate.result import GateResult
 
 PLOT_CEILING_DB = 160.0  # inf SNR (bit-equal) is drawn here
@@ -300,7 +304,7 @@ SECTIONS = {"structure": _structure, "weights": _weights, "parity": _parity,
 
 # -- rendering ----------------------------------------------------------------------------
 def _md_cell(v) -> str:
-    return _fmt(v).replace("|", "\\|").replace("\n", " ")
+    return one_line(_fmt(v)).replace("|", "\\|")
 
 
 def _collapsed(b: Table, shown: int) -> bool:
@@ -337,13 +341,13 @@ def to_markdown(items: list, images: dict[str, str] | None = None) -> str:
         else:
             kind, text = b
             if kind in ("h1", "h2", "h3"):
-                lines += ["#" * int(kind[1]) + " " + text, ""]
-            elif kind == "ul":
-                lines += [f"- {t}" for t in text] + [""]
+                lines += ["#" * int(kind[1]) + " " + one_line(text), ""]
+            elif kind == "ul":  # reasons carry file-derived text: one line each
+                lines += [f"- {one_line(t)}" for t in text] + [""]
             elif kind == "pre":
                 lines += ["```", text.rstrip(), "```", ""]
             else:
-                lines += [text, ""]
+                lines += [one_line(text), ""]
     return "\n".join(lines)
 
 
@@ -521,28 +525,52 @@ def summary_images(images: dict[str, bytes]) -> dict[str, str]:
     return out
 
 
+def _publish(out: Path, files, make=None) -> dict[str, Path]:
+    """Write the report files into a hidden temporary directory inside `out`, then rename each
+    into place, result.json last: an interrupted write leaves no partial file and no verdict.
+    `make(tmp)` may first add files (plots) to the temporary directory; `files` is a dict of
+    name -> text, or a function of make's result giving (name, text) pairs."""
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".report-tmp-"))
+    try:
+        made = make(tmp) if make else {}
+        for name, text in (files(made) if callable(files) else files.items()):
+            (tmp / name).write_text(text)
+        names = sorted((p.name for p in tmp.iterdir()), key=lambda n: n == "result.json")
+        for name in names:
+            follow_umask(tmp / name)
+            os.replace(tmp / name, out / name)
+        return {n: out / n for n in names}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_report(result: GateResult, out: str | Path) -> dict[str, Path]:
-    """Write every report file into `out`; returns name -> path."""
+    """Write every report file into `out` atomically; returns name -> path."""
     out = Path(out)
-    plots = make_plots(result, out)
-    audio = result.stage("audio")
-    clips = []
-    if audio is not None and "audio" in audio.data:
-        clips = write_clips(audio.data["audio"], audio.data.get("reference"), audio.data["sr"], out)
-    items = blocks(result, plots, clips)
-    images = {p.name: p.read_bytes() for p in plots.values()}
-    wavs = {f: (out / f).read_bytes() for _, f in clips}
-    sounds = wavs if sum(map(len, wavs.values())) <= EMBED_AUDIO_BYTES else {}
-    files = {"report.md": to_markdown(items),
-             "summary.md": to_markdown(items, summary_images(images)),
-             "report.html": to_html(items, images, f"sao-harness gate: {result.verdict}", sounds),
-             "junit.xml": to_junit(result),
-             "result.json": json.dumps(result.to_dict(), indent=1) + "\n"}
-    paths = dict(plots)
-    for name, text in files.items():
-        (out / name).write_text(text)
-        paths[name] = out / name
-    return paths
+
+    def make(tmp: Path):
+        plots = make_plots(result, tmp)
+        audio = result.stage("audio")
+        clips = []
+        if audio is not None and "audio" in audio.data:
+            clips = write_clips(audio.data["audio"], audio.data.get("reference"),
+                                audio.data["sr"], tmp)
+        return plots, clips, tmp
+
+    def documents(made) -> list[tuple[str, str]]:
+        plots, clips, tmp = made
+        items = blocks(result, plots, clips)
+        images = {p.name: p.read_bytes() for p in plots.values()}
+        wavs = {f: (tmp / f).read_bytes() for _, f in clips}
+        sounds = wavs if sum(map(len, wavs.values())) <= EMBED_AUDIO_BYTES else {}
+        return [("report.md", to_markdown(items)),
+                ("summary.md", to_markdown(items, summary_images(images))),
+                ("report.html", to_html(items, images, f"sao-harness gate: {result.verdict}",
+                                        sounds)),
+                ("junit.xml", to_junit(result)),
+                ("result.json", json.dumps(result.to_dict(), indent=1) + "\n")]
+
+    return _publish(out, documents, make=make)
 
 
 def write_minimal(result: GateResult, out: str | Path) -> None:
@@ -553,18 +581,30 @@ def write_minimal(result: GateResult, out: str | Path) -> None:
         for stale in [*out.glob("*.png"), *out.glob("*.wav"), out / "summary.md"]:
             stale.unlink(missing_ok=True)
         (out / "report.html").unlink(missing_ok=True)
-        (out / "result.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
-        (out / "junit.xml").write_text(to_junit(result))
-        (out / "report.md").write_text(to_markdown(blocks(result, {})))
+        _publish(out, {"report.md": to_markdown(blocks(result, {})),
+                       "junit.xml": to_junit(result),
+                       "result.json": json.dumps(result.to_dict(), indent=1) + "\n"})
     except Exception:  # noqa: BLE001 - the exit code already says reject
         pass
 
 
+# The files of a report; all are removed before a run, so a verdict from an earlier run in a
+# reused directory can never be read as this run's.
+REPORT_FILES = ("result.json", "junit.xml", "report.md", "summary.md", "report.html")
+
+
 def prepare_dir(out: str | Path) -> Path:
-    """Create the report directory up front, so an unwritable one is bad input (exit 2)."""
+    """Create the report directory up front (an unwritable one is bad input, exit 2) and
+    remove an earlier run's report from it, its verdict first."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        for name in REPORT_FILES:
+            (out / name).unlink(missing_ok=True)
+        for made in [*out.glob("*.png"), *out.glob("*.wav")]:  # plots and clips
+            made.unlink()
+        for stale in out.glob(".report-tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         probe = out / ".write-test"
         probe.write_text("")
         probe.unlink()

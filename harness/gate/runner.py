@@ -13,15 +13,18 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
 from pathlib import Path
 
 from harness.errors import BadInput
+from harness.files import regular_file
 from harness.gate.result import ERROR, FAIL, SKIP, GateResult, Stage
-from harness.gate.stages import STAGES, Gate, Options
+from harness.gate.stages import STAGES, Gate, OptionError, Options
 
+MAX_FRAMES = 4096  # --frames: 16x the full model's length; the probes' memory grows with it
 NEEDS = {"weights": ("structure",), "baseline": ("structure",), "load": ("structure",),
          "parity": ("load",), "drift": ("load", "baseline"), "audio": ("load",)}
 
@@ -33,15 +36,16 @@ def check_options(opts: Options) -> None:
         raise BadInput(None, "--expect same needs --baseline (the approved checkpoint)")
     if opts.golden_dir is not None and not Path(opts.golden_dir).is_dir():
         raise BadInput(opts.golden_dir, "golden directory does not exist")
-    if opts.frames is not None and opts.frames < 1:
-        raise BadInput(None, f"--frames must be >= 1, got {opts.frames}")
-    if opts.timeout is not None and not opts.timeout > 0:
-        raise BadInput(None, f"--timeout must be > 0 seconds, got {opts.timeout}")
+    if opts.frames is not None and not 1 <= opts.frames <= MAX_FRAMES:
+        raise BadInput(None, f"--frames {opts.frames} outside [1, {MAX_FRAMES}] (latent frames; "
+                             "the full model's own length is 256)")
+    if opts.timeout is not None and not (math.isfinite(opts.timeout) and opts.timeout > 0):
+        raise BadInput(None, f"--timeout must be a finite number of seconds > 0, got "
+                             f"{opts.timeout}")
     if opts.audio_thresholds is not None:
         from harness.audio.check import thresholds
 
-        if not Path(opts.audio_thresholds).is_file():
-            raise BadInput(opts.audio_thresholds, "no such file (audio thresholds)")
+        regular_file(opts.audio_thresholds, "audio thresholds file")  # never a FIFO
         try:
             thresholds(opts.audio_thresholds)  # BadInput when a check has no threshold
         except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as e:  # TOMLDecodeError
@@ -57,6 +61,7 @@ class _Run:
         self.current = "prepare"
         self.cancelled = False
         self.bad_input: BadInput | None = None
+        self.resource: str | None = None  # a resource failure: exit 2, never a verdict
 
     def add(self, stage: Stage) -> bool:
         with self.lock:
@@ -77,9 +82,15 @@ class _Run:
         t0 = time.perf_counter()
         try:
             getattr(self.gate, name)(st)
+        except OptionError as e:  # the gate's own option: exit 2, no verdict
+            self.bad_input = e
+            raise
         except BadInput as e:  # the candidate (or a golden) is bad: a reject, not a crash
             st.status = FAIL
             st.reasons.append(str(e))
+        except MemoryError as e:
+            self.resource = f"out of memory in the {name} stage ({e or 'MemoryError'})"
+            raise
         except Exception as e:  # noqa: BLE001 - fail closed on anything
             st.status = ERROR
             st.reasons.append(f"internal error: {type(e).__name__}: {e}")
@@ -117,6 +128,8 @@ class _Run:
         for name in STAGES:
             try:
                 st = self.stage(name)
+            except (MemoryError, OptionError):
+                return  # run_gate raises self.resource / self.bad_input: exit 2, no verdict
             except BaseException as e:  # noqa: BLE001 - even the bookkeeping fails closed
                 st = Stage(name, ERROR, reasons=[f"internal error: {type(e).__name__}: {e}"])
             if not self.add(st):
@@ -149,4 +162,7 @@ def run_gate(opts: Options) -> GateResult:
         return result
     if run.bad_input is not None:
         raise run.bad_input
+    if run.resource is not None:
+        raise BadInput(opts.candidate, f"{run.resource}: a resource limit of this machine, not "
+                                       "a verdict on the weights (lower --frames or free memory)")
     return gate.result

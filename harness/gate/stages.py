@@ -9,7 +9,7 @@ validating: this module only runs its pieces one by one so every fault becomes a
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,10 @@ class Options:
     frames: int | None = None          # latent frames of the drift/audio probes
     timeout: float | None = None
     audio_thresholds: Path | None = None
+
+
+class OptionError(BadInput):
+    """One of the gate's own options does not fit the candidate's model (exit 2, no verdict)."""
 
 
 def _limited(reasons: list[str]) -> list[str]:
@@ -115,17 +119,25 @@ class Gate:
             return Checkpoint(path.parent, path, base.config, base.t5_dir)
         ckpt = open_checkpoint(path)
         if ckpt.t5_dir is None and base is not None and base.t5_dir is not None:
-            st.rows.append({"item": "t5", "value": "none beside the candidate: using the "
-                                                   "approved checkpoint's T5 and tokenizer"})
-            ckpt = Checkpoint(ckpt.root, ckpt.model_file, ckpt.config, base.t5_dir)
+            # Like with like: the borrowed T5's own config, not t5-base's defaults (which
+            # would fail every T5 shape of a smaller encoder).
+            st.rows.append({"item": "t5", "value": f"none beside the candidate: using the "
+                                                   f"approved checkpoint's T5 ({base.t5_dir}) "
+                                                   "and tokenizer"})
+            ckpt = Checkpoint(ckpt.root, ckpt.model_file,
+                              replace(ckpt.config, t5=base.config.t5), base.t5_dir)
+        elif ckpt.t5_dir is not None:
+            st.rows.append({"item": "t5", "value": f"the candidate's own ({ckpt.t5_dir})"})
         return ckpt
 
     # -- stages -------------------------------------------------------------------------
     def structure(self, st: Stage) -> None:
         self.ckpt = ckpt = self._resolve(st)
         path = ckpt.model_file
-        self.result.subjects["candidate"] = self._describe(ckpt)
-        header, _, offset = read_header(path)  # pickle, zip, truncation, bad header
+        # The header (strict: layout tiles the data exactly) and the key set and shapes are
+        # judged before any data byte is read or hashed: a header claiming a 1 TiB tensor
+        # is refused from its size, not streamed.
+        header, _, offset = read_header(path)  # pickle, zip, truncation, bad header or layout
         for p in _data_layout(path, header, offset):
             st.fail(f"{path}: {p}")
         shapes = {k: tuple(v["shape"]) for k, v in header.items()}
@@ -133,6 +145,10 @@ class Gate:
         expected = expected_checkpoint(ckpt.config)
         for p in problems(path, shapes, self.dtypes, expected):
             st.fail(f"{path}: {p}")
+        if st.status == FAIL:
+            st.reasons[:] = _limited(st.reasons)
+            return
+        self.result.subjects["candidate"] = self._describe(ckpt)
         self.tensors = read_safetensors(path, check_finite=False)
         for name, a in self.tensors.items():
             bad = _nonfinite(name, a, self.dtypes[name])
@@ -350,6 +366,11 @@ class Gate:
         if self.probe is None:
             cfg = self.ckpt.config
             spiece = (self.base or self.ckpt).spiece
+            if self.opts.frames is not None and self.opts.frames > cfg.latent_frames:
+                # Past the model's own length the probes' memory grows without bound (MLX
+                # aborts the process when an allocation fails): refuse, never a verdict.
+                raise OptionError(None, f"--frames {self.opts.frames} exceeds this model's "
+                                        f"length of {cfg.latent_frames} latent frames")
             self.probe = drift.make_probe(cfg, spiece, self.opts.frames or drift.default_frames(cfg))
 
     def audio(self, st: Stage) -> None:

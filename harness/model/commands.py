@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from harness.device import add_device_argument
 from harness.errors import BadInput
+from harness.files import atomic_file, check_output_target
 
 
 def register(sub) -> None:
@@ -23,23 +24,55 @@ def register(sub) -> None:
                    help="comma-separated T5 token ids (EOS included), bypassing the tokenizer")
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds_total (default: 11, or the model's length if shorter)")
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--steps", type=int, default=8, help=f"sampler steps, {STEPS[0]}..{STEPS[1]}")
     p.add_argument("--sampler", choices=("pingpong", "euler"), default="pingpong")
-    p.add_argument("--cfg", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=99)
+    p.add_argument("--cfg", type=float, default=1.0,
+                   help=f"classifier-free guidance scale, in (0, {MAX_CFG:g}]")
+    p.add_argument("--seed", type=int, default=99, help=f"noise seed, 0..2**64-1")
     p.add_argument("--out", type=Path, required=True, help="output .wav")
     p.add_argument("--json", action="store_true")
     add_device_argument(p)
     p.set_defaults(func=cmd_generate)
 
 
-def parse_ids(text: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+# Sane ranges of the numeric options (the official model uses 8 steps, cfg 1..7).
+STEPS = (1, 1000)
+MAX_CFG = 100.0
+MAX_SEED = 2**64 - 1
+MAX_PROMPT_CHARS = 100_000
+
+
+def check_options(args) -> None:
+    """Every option the model cannot take is refused before any work (exit 2)."""
+    if not STEPS[0] <= args.steps <= STEPS[1]:
+        raise BadInput(None, f"--steps {args.steps} outside [{STEPS[0]}, {STEPS[1]}]")
+    if not (math.isfinite(args.cfg) and 0 < args.cfg <= MAX_CFG):
+        raise BadInput(None, f"--cfg {args.cfg} outside (0, {MAX_CFG:g}]")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise BadInput(None, f"--seed {args.seed} outside [0, 2**64-1]")
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise BadInput(None, f"--seconds {args.seconds} must be a finite number > 0")
+    if args.prompt_ids is None:
+        if len(args.prompt) > MAX_PROMPT_CHARS:
+            raise BadInput(None, f"--prompt holds {len(args.prompt)} characters, more than "
+                                 f"{MAX_PROMPT_CHARS}")
+        try:
+            args.prompt.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable argv bytes arrive as lone surrogates
+            raise BadInput(None, "--prompt is not valid UTF-8 text") from None
+
+
+def parse_ids(text: str, max_length: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         ids = [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
         raise BadInput(None, f"--prompt-ids must be comma-separated integers, got {text!r}") from None
-    if not ids or len(ids) > max_length or min(ids) < 0:
-        raise BadInput(None, f"--prompt-ids needs 1..{max_length} non-negative ids, got {len(ids)}")
+    if not ids or len(ids) > max_length:
+        raise BadInput(None, f"--prompt-ids needs 1..{max_length} ids, got {len(ids)}")
+    bad = [i for i in ids if not 0 <= i < vocab_size]
+    if bad:
+        raise BadInput(None, f"--prompt-ids: id {bad[0]} outside [0, {vocab_size}) (the T5 "
+                             "vocabulary)")
     out = np.zeros((1, max_length), np.int32)
     out[0, : len(ids)] = ids
     mask = (np.arange(max_length) < len(ids)).astype(np.int32)[None]
@@ -48,8 +81,7 @@ def parse_ids(text: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
 
 def check_writable(path: Path) -> None:
     """Fail before any model work when the output cannot be written."""
-    if path.is_dir():
-        raise BadInput(path, "cannot write: is a directory")
+    check_output_target(path)  # never replace a directory, device node or FIFO
     if not os.access(path.parent, os.W_OK) or not path.parent.is_dir():
         raise BadInput(path, "cannot write: directory missing or not writable")
     if path.suffix.lower() != ".wav":
@@ -64,18 +96,8 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int, seconds: float) -
     if n > audio.shape[1]:
         raise BadInput(path, f"{seconds} s needs {n} samples, the model made {audio.shape[1]}")
     check_writable(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent,
-                                   prefix=f".{path.stem}.", suffix=".wav")
-        os.close(fd)
-    except OSError as e:
-        raise BadInput(path, f"cannot write: {e.strerror or e}") from None
-    try:
+    with atomic_file(path, suffix=".wav") as tmp:
         save(tmp, audio[:, :n], sample_rate, subtype="FLOAT")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return n
 
 
@@ -87,8 +109,7 @@ def cmd_generate(args) -> int:
     from harness.weights.synth import default_checkpoint
 
     check_writable(args.out)
-    if args.steps < 1 or args.cfg <= 0:
-        raise BadInput(None, "--steps must be >= 1 and --cfg > 0")
+    check_options(args)
     model, ckpt = load_model(args.weights or default_checkpoint("tiny"))
     cfg = ckpt.config
     length = cfg.sample_size / cfg.sample_rate
@@ -96,11 +117,14 @@ def cmd_generate(args) -> int:
     if not 0 < seconds <= length:
         raise BadInput(None, f"--seconds {seconds} outside (0, {length:.3f}] for this model")
     if args.prompt_ids is not None:
-        ids, mask = parse_ids(args.prompt_ids, cfg.max_length)
+        ids, mask = parse_ids(args.prompt_ids, cfg.max_length, cfg.t5.vocab_size)
     else:
         if ckpt.spiece is None or not ckpt.spiece.exists():
             raise BadInput(ckpt.root, "no t5/spiece.model: give --prompt-ids instead of --prompt")
         ids, mask = Tokenizer.from_file(ckpt.spiece).encode([args.prompt], cfg.max_length)
+        if ids.max() >= cfg.t5.vocab_size:
+            raise BadInput(ckpt.spiece, f"the tokenizer gives id {int(ids.max())}, outside the "
+                                        f"T5 vocabulary [0, {cfg.t5.vocab_size})")
     gen = model.generate(ids, mask, seconds, steps=args.steps, sampler=args.sampler,
                          cfg_scale=args.cfg, seed=args.seed)
     n = write_wav(args.out, gen.audio, cfg.sample_rate, seconds)

@@ -15,6 +15,66 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
+class ConfigError(ValueError):
+    """A config file's field is missing, of the wrong type or outside the range the model
+    can be built with (one phrase naming the field)."""
+
+
+# Sane ranges for every integer field: the real model sits well inside them, and anything
+# outside cannot be built on any machine this harness targets (or divides by zero).
+INT_RANGES = {
+    "vocab_size": (1, 1_000_000), "d_model": (1, 16384), "d_kv": (1, 4096),
+    "d_ff": (1, 65536), "num_layers": (1, 256), "num_heads": (1, 256),
+    "relative_attention_num_buckets": (1, 4096), "relative_attention_max_distance": (1, 1 << 20),
+    "io_channels": (1, 4096), "embed_dim": (1, 16384), "depth": (1, 256),
+    "cond_token_dim": (1, 16384), "global_cond_dim": (1, 16384),
+    "timestep_features_dim": (1, 16384), "ff_mult": (1, 64),
+    "channels": (1, 4096), "latent_dim": (1, 4096), "audio_channels": (1, 8),
+    "sample_rate": (1, 384_000), "sample_size": (1, 1 << 26), "cond_dim": (1, 16384),
+    "max_length": (1, 4096),
+}
+MAX_VAE_BLOCKS, MAX_STRIDE, MAX_C_MULT = 16, 64, 64
+
+
+def _int(name: str, v) -> int:
+    lo, hi = INT_RANGES[name]
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{name} must be an integer, got {_show(v)}")
+    if not lo <= v <= hi:
+        raise ConfigError(f"{name} {v} outside [{lo}, {hi}]")
+    return v
+
+
+def _float(name: str, v, lo: float = -math.inf, hi: float = math.inf) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{name} must be a finite number, got {_show(v)}")
+    if not lo <= v <= hi:
+        raise ConfigError(f"{name} {v} outside [{lo:g}, {hi:g}]")
+    return float(v)
+
+
+def _ints(name: str, v, hi: int) -> tuple[int, ...]:
+    if (not isinstance(v, list) or not 1 <= len(v) <= MAX_VAE_BLOCKS
+            or not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= hi
+                       for x in v)):
+        raise ConfigError(f"{name} must be a list of 1..{MAX_VAE_BLOCKS} integers in "
+                          f"[1, {hi}], got {_show(v)}")
+    return tuple(v)
+
+
+def _show(v, limit: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _obj(d, key: str, where: str) -> dict:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where} must be an object, got {_show(d)}")
+    if key not in d:
+        raise ConfigError(f"missing field {where}.{key}")
+    return d[key]
+
+
 @dataclass(frozen=True)
 class T5Config:
     """Hugging Face `T5Config` fields that the encoder uses (t5-base by default)."""
@@ -39,8 +99,27 @@ class T5Config:
 
     @classmethod
     def from_hf(cls, d: dict[str, Any]) -> "T5Config":
-        names = cls.__dataclass_fields__
-        return cls(**{k: d[k] for k in names if k in d})
+        """Fields present in `d` (the rest default to t5-base), each type- and range-checked;
+        ConfigError on a bad one."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"T5 config must be an object, got {_show(d)}")
+        kw: dict[str, Any] = {}
+        for k in cls.__dataclass_fields__:
+            if k not in d:
+                continue
+            if k == "layer_norm_epsilon":
+                kw[k] = _float(k, d[k], 0.0, 1.0)
+            elif k == "feed_forward_proj":
+                if d[k] != "relu":
+                    raise ConfigError(f"feed_forward_proj {_show(d[k])} is not supported "
+                                      "(T5 v1.0 'relu' only)")
+                kw[k] = d[k]
+            else:
+                kw[k] = _int(k, d[k])
+        cfg = cls(**kw)
+        if cfg.num_heads * cfg.d_kv > 65536:
+            raise ConfigError(f"num_heads x d_kv = {cfg.num_heads * cfg.d_kv} exceeds 65536")
+        return cfg
 
 
 @dataclass(frozen=True)
@@ -160,32 +239,60 @@ class ModelConfig:
 
     @classmethod
     def from_official(cls, cfg: dict[str, Any], t5: T5Config) -> "ModelConfig":
-        """Read the fields the model uses; raises KeyError/TypeError on a malformed config."""
-        m = cfg["model"]
-        dec = m["pretransform"]["config"]["decoder"]["config"]
-        dit = m["diffusion"]["config"]
-        conds = {c["id"]: c for c in m["conditioning"]["configs"]}
-        secs = conds["seconds_total"]["config"]
-        return cls(
-            preset=cfg.get("sao_harness", {}).get("preset", "custom"),
-            sample_rate=int(cfg["sample_rate"]),
-            sample_size=int(cfg["sample_size"]),
-            cond_dim=int(m["conditioning"]["cond_dim"]),
-            max_length=int(conds["prompt"]["config"].get("max_length", 128)),
-            seconds_min=float(secs.get("min_val", 0.0)),
-            seconds_max=float(secs.get("max_val", 512.0)),
+        """Read the fields the model uses, each type- and range-checked; ConfigError names
+        the first missing, mistyped or out-of-range field."""
+        m = _obj(cfg, "model", "config")
+        pre = _obj(_obj(m, "pretransform", "model"), "config", "model.pretransform")
+        dec = _obj(_obj(pre, "decoder", "pretransform.config"), "config", "decoder")
+        dit = _obj(_obj(m, "diffusion", "model"), "config", "model.diffusion")
+        conditioning = _obj(m, "conditioning", "model")
+        configs = _obj(conditioning, "configs", "model.conditioning")
+        if not isinstance(configs, list) or not all(isinstance(c, dict) and "id" in c
+                                                    for c in configs):
+            raise ConfigError("model.conditioning.configs must be a list of objects with an id")
+        conds = {c["id"]: c for c in configs if isinstance(c["id"], str)}
+        for cid in ("prompt", "seconds_total"):
+            if cid not in conds or not isinstance(conds[cid].get("config", {}), dict):
+                raise ConfigError(f"model.conditioning.configs lacks a {cid!r} entry")
+        secs = conds["seconds_total"].get("config", {})
+        prompt = conds["prompt"].get("config", {})
+        harness_meta = cfg.get("sao_harness", {})
+        preset = harness_meta.get("preset", "custom") if isinstance(harness_meta, dict) else "custom"
+        out = cls(
+            preset=preset if isinstance(preset, str) else "custom",
+            sample_rate=_int("sample_rate", _obj(cfg, "sample_rate", "config")),
+            sample_size=_int("sample_size", _obj(cfg, "sample_size", "config")),
+            cond_dim=_int("cond_dim", _obj(conditioning, "cond_dim", "model.conditioning")),
+            max_length=_int("max_length", prompt.get("max_length", 128)),
+            seconds_min=_float("seconds_total min_val", secs.get("min_val", 0.0)),
+            seconds_max=_float("seconds_total max_val", secs.get("max_val", 512.0)),
             t5=t5,
-            dit=DiTConfig(
-                io_channels=int(dit["io_channels"]), embed_dim=int(dit["embed_dim"]),
-                depth=int(dit["depth"]), num_heads=int(dit["num_heads"]),
-                cond_token_dim=int(dit["cond_token_dim"]),
-                global_cond_dim=int(dit["global_cond_dim"]),
-                project_cond_tokens=bool(dit.get("project_cond_tokens", False))),
+            dit=DiTConfig(**{k: _int(k, _obj(dit, k, "model.diffusion.config"))
+                             for k in ("io_channels", "embed_dim", "depth", "num_heads",
+                                       "cond_token_dim", "global_cond_dim")},
+                          project_cond_tokens=bool(dit.get("project_cond_tokens", False))),
             vae=VAEConfig(
-                channels=int(dec["channels"]), c_mults=tuple(dec["c_mults"]),
-                strides=tuple(dec["strides"]), latent_dim=int(dec["latent_dim"]),
-                audio_channels=int(dec.get("out_channels", 2))),
+                channels=_int("channels", _obj(dec, "channels", "decoder.config")),
+                c_mults=_ints("c_mults", _obj(dec, "c_mults", "decoder.config"), MAX_C_MULT),
+                strides=_ints("strides", _obj(dec, "strides", "decoder.config"), MAX_STRIDE),
+                latent_dim=_int("latent_dim", _obj(dec, "latent_dim", "decoder.config")),
+                audio_channels=_int("audio_channels", dec.get("out_channels", 2))),
         )
+        d, v = out.dit, out.vae
+        if d.embed_dim % d.num_heads:
+            raise ConfigError(f"embed_dim {d.embed_dim} is not divisible by num_heads "
+                              f"{d.num_heads}")
+        if len(v.c_mults) != len(v.strides):
+            raise ConfigError(f"c_mults has {len(v.c_mults)} entries, strides {len(v.strides)}")
+        if max(v.c_mults) * v.channels > 65536:
+            raise ConfigError(f"VAE width {max(v.c_mults) * v.channels} exceeds 65536 channels")
+        if out.latent_frames < 1:
+            raise ConfigError(f"sample_size {out.sample_size} is shorter than one latent frame "
+                              f"({v.downsampling_ratio} samples)")
+        if not out.seconds_min < out.seconds_max:
+            raise ConfigError(f"seconds_total min_val {out.seconds_min} >= max_val "
+                              f"{out.seconds_max}")
+        return out
 
 
 FULL = ModelConfig()
@@ -208,5 +315,5 @@ def preset(name: str) -> ModelConfig:
     return PRESETS[name]
 
 
-__all__ = ["T5Config", "DiTConfig", "VAEConfig", "ModelConfig", "FULL", "TINY", "PRESETS",
+__all__ = ["ConfigError", "T5Config", "DiTConfig", "VAEConfig", "ModelConfig", "FULL", "TINY", "PRESETS",
            "preset", "replace"]

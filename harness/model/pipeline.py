@@ -66,7 +66,12 @@ class StableAudio(nn.Module):
         return self.pretransform.model
 
     def condition(self, input_ids, attention_mask, seconds_total):
-        ids = mx.array(np.asarray(input_ids, dtype=np.int32))
+        raw = np.asarray(input_ids)
+        vocab = self.config.t5.vocab_size
+        if raw.size and (raw.min() < 0 or raw.max() >= vocab):  # mx.take would read wild memory
+            raise ValueError(f"token ids must lie in [0, {vocab}) (the T5 vocabulary), got "
+                             f"{int(raw.min())}..{int(raw.max())}")
+        ids = mx.array(raw.astype(np.int32))
         mask = mx.array(np.asarray(attention_mask, dtype=np.int32))
         secs = mx.array(np.atleast_1d(np.asarray(seconds_total, dtype=np.float32)))
         return self.conditioner(ids, mask, secs)

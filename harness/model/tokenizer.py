@@ -14,6 +14,7 @@ import numpy as np
 import sentencepiece as spm
 
 from harness.errors import BadInput
+from harness.files import read_small
 
 PAD_ID = 0
 EOS_ID = 1
@@ -26,10 +27,7 @@ class Tokenizer:
     @classmethod
     def from_file(cls, path: str | Path) -> "Tokenizer":
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise BadInput(path, f"cannot read SentencePiece model ({e.strerror or e})") from e
+        data = read_small(path, "SentencePiece model")  # never blocks on a FIFO
         sp = spm.SentencePieceProcessor()
         try:
             sp.LoadFromSerializedProto(data)

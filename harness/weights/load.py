@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import BadInput
-from harness.model.config import ModelConfig, T5Config
+from harness.files import open_regular, read_small, regular_file
+from harness.model.config import ConfigError, ModelConfig, T5Config
 from harness.model.t5 import T5Encoder
 from harness.weights.convert import fuse_weight_norm, official_to_mlx
 from harness.weights.safetensors_io import dtype_names, read_header, read_safetensors
@@ -32,15 +33,18 @@ class Checkpoint:
         return self.t5_dir / "spiece.model" if self.t5_dir else None
 
 
-def _read_json(path: Path) -> dict:
+def read_json_object(path: Path, what: str = "JSON file") -> dict:
+    """A small regular file holding one JSON object; every fault is one BadInput line."""
+    raw = read_small(path, what)
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BadInput(path, "no such file") from None
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise BadInput(path, "JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise BadInput(path, f"not valid JSON ({e})") from None
-    except OSError as e:
-        raise BadInput(path, f"cannot read: {e.strerror or e}") from None
+    if not isinstance(data, dict):
+        raise BadInput(path, f"not a JSON object (a {type(data).__name__}): not a {what}")
+    return data
 
 
 def open_checkpoint(path: str | Path) -> Checkpoint:
@@ -48,25 +52,35 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if path.is_dir():
         root, model_file = path, path / "model.safetensors"
-        if not model_file.exists():
+        if not model_file.exists() and not model_file.is_symlink():
             raise BadInput(path, "no model.safetensors in this directory")
     elif path.exists():
         root, model_file = path.parent, path
     else:
         raise BadInput(path, "no such file or directory")
+    regular_file(model_file, "safetensors file")  # a FIFO or device is refused, never opened
     t5_dir = root / "t5" if (root / "t5").is_dir() else None
-    t5_cfg = T5Config.from_hf(_read_json(t5_dir / "config.json")) if t5_dir else T5Config()
+    t5_cfg = t5_config(t5_dir) if t5_dir else T5Config()
     cfg_path = root / "model_config.json"
+    raw = read_json_object(cfg_path, "stable-audio-tools model config")
     try:
-        config = ModelConfig.from_official(_read_json(cfg_path), t5_cfg)
-    except (KeyError, TypeError, ValueError) as e:
-        raise BadInput(cfg_path, f"not a stable-audio-tools model config (missing or bad {e})") from None
+        config = ModelConfig.from_official(raw, t5_cfg)
+    except ConfigError as e:
+        raise BadInput(cfg_path, f"not a usable stable-audio-tools model config: {e}") from None
     return Checkpoint(root, model_file, config, t5_dir)
+
+
+def t5_config(t5_dir: Path) -> T5Config:
+    path = t5_dir / "config.json"
+    try:
+        return T5Config.from_hf(read_json_object(path, "Hugging Face T5 config"))
+    except ConfigError as e:
+        raise BadInput(path, f"not a usable T5 config: {e}") from None
 
 
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         for block in iter(lambda: f.read(1 << 24), b""):
             h.update(block)
     return h.hexdigest()

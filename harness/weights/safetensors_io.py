@@ -14,20 +14,20 @@ import math
 import mmap
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 
 from harness.errors import BadInput
+from harness.files import atomic_file, open_regular, regular_file
 
 DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
           "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
           "BOOL": np.bool_}
 FLOAT_DTYPES = ("F32", "F16", "BF16")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
-MAX_HEADER = 100 * 1024 * 1024
+MAX_HEADER = 100_000_000  # the safetensors library's own limit
 
 
 def _refuse_pickle(path: Path, head: bytes) -> None:
@@ -38,47 +38,100 @@ def _refuse_pickle(path: Path, head: bytes) -> None:
         raise BadInput(path, "is a pickle, not safetensors; refusing to unpickle it")
 
 
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Duplicate(k)
+        out[k] = v
+    return out
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _entry(path: Path, name: str, e) -> tuple[str, list[int], int, int]:
+    """One tensor entry, type-checked as the format's own reader does."""
+    if not isinstance(e, dict) or set(e) - {"dtype", "shape", "data_offsets"} or len(e) != 3:
+        raise BadInput(path, f"tensor {name}: header entry must hold exactly dtype, shape and "
+                             f"data_offsets, got {_brief(e)}")
+    dtype, shape, offsets = e["dtype"], e["shape"], e["data_offsets"]
+    if not isinstance(dtype, str):
+        raise BadInput(path, f"tensor {name}: dtype must be a string, got {_brief(dtype)}")
+    if dtype not in DTYPES:
+        raise BadInput(path, f"tensor {name}: unknown dtype {_brief(dtype)}")
+    if not isinstance(shape, list) or not all(_is_count(s) for s in shape):
+        raise BadInput(path, f"tensor {name}: shape must be a list of non-negative integers, "
+                             f"got {_brief(shape)}")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(_is_count(o) for o in offsets)):
+        raise BadInput(path, f"tensor {name}: data_offsets must be two non-negative integers, "
+                             f"got {_brief(offsets)}")
+    return dtype, shape, offsets[0], offsets[1]
+
+
+def _brief(v, limit: int = 80) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def read_header(path: str | Path) -> tuple[dict, dict, int]:
-    """-> (tensor entries, metadata, data offset). Validates the layout, reads no tensor."""
+    """-> (tensor entries, metadata, data offset). Validates the layout, reads no tensor.
+
+    As strict as the format's own rules: a regular file; header length <= 100 MB and inside
+    the file; the header a JSON object without duplicate keys; `__metadata__` str -> str;
+    each entry exactly dtype (known), shape (non-negative ints) and data_offsets (two
+    non-negative ints) whose span holds the shape's bytes; the spans tile the data section
+    exactly: sorted from 0, no gap, no overlap, no trailing bytes.
+    """
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise BadInput(path, f"{path.suffix} files are pickle-based; only .safetensors is loaded")
+    size = regular_file(path, "safetensors file").st_size
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
+        with open_regular(path, "safetensors file") as f:
             head = f.read(8)
             _refuse_pickle(path, head)
             if len(head) < 8:
                 raise BadInput(path, f"truncated: {size} bytes, too short for a safetensors header")
             (n,) = struct.unpack("<Q", head)
-            if n > size - 8 or n > MAX_HEADER:
+            if n > size - 8:
                 raise BadInput(path, f"header length {n} runs past the end of the file "
                                      f"({size} bytes): truncated or not safetensors")
+            if n > MAX_HEADER:
+                raise BadInput(path, f"header length {n} exceeds the format's limit of "
+                                     f"{MAX_HEADER} bytes: not safetensors")
             raw = f.read(n)
-    except FileNotFoundError:
-        raise BadInput(path, "no such file") from None
-    except IsADirectoryError:
-        raise BadInput(path, "is a directory, expected a .safetensors file") from None
-    except PermissionError:
-        raise BadInput(path, "permission denied") from None
+    except OSError as e:
+        raise BadInput(path, f"cannot read: {e.strerror or e}") from None
+    if len(raw) != n:
+        raise BadInput(path, f"header truncated: {len(raw)} of {n} bytes")
     try:
-        header = json.loads(raw)
-        if not isinstance(header, dict):
-            raise ValueError("not an object")
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except _Duplicate as e:
+        raise BadInput(path, f"header holds key {_brief(str(e))} twice") from None
+    except RecursionError:
+        raise BadInput(path, "header JSON is nested too deeply: not a safetensors file") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise BadInput(path, f"header is not valid JSON ({e}): not a safetensors file") from None
-    metadata = header.pop("__metadata__", {}) or {}
+    if not isinstance(header, dict):
+        raise BadInput(path, "header is not a JSON object: not a safetensors file")
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise BadInput(path, f"__metadata__ must map strings to strings, got {_brief(metadata)}")
     data_len = size - 8 - n
     spans = []
     for name, e in header.items():
-        try:
-            dtype, shape, (a, b) = e["dtype"], [int(s) for s in e["shape"]], e["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            raise BadInput(path, f"tensor {name}: malformed header entry {e!r}") from None
-        if dtype not in DTYPES:
-            raise BadInput(path, f"tensor {name}: unknown dtype {dtype}")
+        dtype, shape, a, b = _entry(path, name, e)
         want = math.prod(shape) * np.dtype(DTYPES[dtype]).itemsize
-        if not (0 <= a <= b) or b - a != want:
+        if not a <= b or b - a != want:
             raise BadInput(path, f"tensor {name}: data offsets {a}..{b} do not hold "
                                  f"{dtype} {tuple(shape)} ({want} bytes)")
         if b > data_len:
@@ -86,9 +139,16 @@ def read_header(path: str | Path) -> tuple[dict, dict, int]:
                                  f"{data_len} data bytes (truncated)")
         spans.append((a, b, name))
     spans.sort()
-    for (a0, b0, n0), (a1, b1, n1) in zip(spans, spans[1:]):
-        if a1 < b0:
-            raise BadInput(path, f"tensors {n0} and {n1} overlap in the data section")
+    end, prev = 0, None
+    for a, b, name in spans:
+        if a < end:
+            raise BadInput(path, f"tensors {prev} and {name} overlap in the data section")
+        if a > end:
+            raise BadInput(path, f"tensor {name}: {a - end} unreferenced bytes before it in the "
+                                 f"data section (at offset {end})")
+        end, prev = b, name
+    if end != data_len:
+        raise BadInput(path, f"{data_len - end} trailing bytes after the last tensor's data")
     return header, metadata, 8 + n
 
 
@@ -97,8 +157,8 @@ def read_safetensors(path: str | Path, *, check_finite: bool = True) -> dict[str
     path = Path(path)
     header, _, offset = read_header(path)
     out: dict[str, np.ndarray] = {}
-    with open(path, "rb") as f:
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.path.getsize(path) else b""
+    with open_regular(path, "safetensors file") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
         for name, e in header.items():
             a, b = e["data_offsets"]
             arr = np.frombuffer(mm, dtype=DTYPES[e["dtype"]], count=(b - a) //
@@ -121,18 +181,8 @@ def dtype_names(path: str | Path) -> dict[str, str]:
 
 def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray],
                       metadata: dict[str, str] | None = None) -> None:
-    """Write atomically: a temporary file in the same directory, then rename."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-    except OSError as e:
-        raise BadInput(path, f"cannot write: {e.strerror or e}") from None
-    try:
+    """Write atomically (a temporary file in the same directory, then rename), with the
+    umask's permissions."""
+    with atomic_file(path) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp,
                   metadata=metadata or {"format": "pt"})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -20,14 +20,13 @@ import json
 import math
 import os
 import re
-import shutil
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import BadInput
+from harness.files import atomic_dir
 from harness.model.config import PRESETS, ModelConfig
 from harness.weights.safetensors_io import write_safetensors
 from harness.weights.validate import expected_checkpoint, expected_t5
@@ -96,28 +95,23 @@ def write_checkpoint(preset: str | ModelConfig, seed: int, out_dir: str | Path) 
     """Write a complete checkpoint directory atomically (temp dir, then rename)."""
     cfg = PRESETS[preset] if isinstance(preset, str) else preset
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise BadInput(out_dir, "exists and is not empty; refusing to overwrite")
     try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    except OSError as e:
-        raise BadInput(out_dir, f"cannot write: {e.strerror or e}") from None
-    try:
-        write_safetensors(tmp / "model.safetensors", synth_tensors(seed, expected_checkpoint(cfg)))
-        (tmp / "model_config.json").write_text(json.dumps(cfg.to_official(), indent=2) + "\n")
-        t5 = tmp / "t5"
-        t5.mkdir()
-        write_safetensors(t5 / "model.safetensors",
-                          synth_tensors(seed, expected_t5(cfg.t5), prefix="t5."))
-        (t5 / "config.json").write_text(json.dumps(cfg.t5.to_hf(), indent=2) + "\n")
-        (t5 / "spiece.model").write_bytes(spiece_bytes())
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        # A temporary directory renamed into place: an interrupted write (SIGTERM and SIGINT
+        # included, see harness.cli) leaves nothing behind, a finished one is complete.
+        with atomic_dir(out_dir) as tmp:
+            write_safetensors(tmp / "model.safetensors",
+                              synth_tensors(seed, expected_checkpoint(cfg)))
+            (tmp / "model_config.json").write_text(json.dumps(cfg.to_official(), indent=2) + "\n")
+            t5 = tmp / "t5"
+            t5.mkdir()
+            write_safetensors(t5 / "model.safetensors",
+                              synth_tensors(seed, expected_t5(cfg.t5), prefix="t5."))
+            (t5 / "config.json").write_text(json.dumps(cfg.t5.to_hf(), indent=2) + "\n")
+            (t5 / "spiece.model").write_bytes(spiece_bytes())
+    except FileExistsError:
+        raise BadInput(out_dir, "exists and is not empty; refusing to overwrite") from None
     return out_dir
 
 
@@ -129,6 +123,7 @@ def default_checkpoint(preset: str = "tiny", seed: int = 0) -> Path:
         try:
             write_checkpoint(preset, seed, path)
         except BadInput:
-            if not (path / "model.safetensors").exists():  # not a concurrent writer's result
+            # Another process won the race: its directory was renamed into place complete.
+            if not (path / "model.safetensors").exists():
                 raise
     return path

@@ -38,6 +38,7 @@ from typing import Callable
 import numpy as np
 
 from harness.errors import BadInput
+from harness.files import open_regular, read_small
 from harness.model.config import PRESETS, ModelConfig, T5Config
 
 ARM_FILES = {"conditioners": "conditioners_float32.tflite", "dit": "dit_model.tflite",
@@ -170,7 +171,7 @@ def read_graph(path: str | Path) -> Graph:
     """Parse a .tflite flatbuffer (schema v3). Malformed input is BadInput naming the file."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "TFLite model") as f:  # a FIFO would block open()
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except FileNotFoundError:
         raise BadInput(path, "no such file") from None
@@ -745,14 +746,17 @@ def load_config(spec: str | Path) -> ModelConfig:
     root = path if path.is_dir() else path.parent
     cfg_path = path / "model_config.json" if path.is_dir() else path
     try:
-        official = json.loads(cfg_path.read_text())
+        if not cfg_path.exists():
+            raise FileNotFoundError(cfg_path)
+        official = json.loads(read_small(cfg_path, "model config"))  # never blocks on a FIFO
         t5_path = root / "t5" / "config.json"
-        t5 = T5Config.from_hf(json.loads(t5_path.read_text())) if t5_path.exists() else T5Config()
+        t5 = (T5Config.from_hf(json.loads(read_small(t5_path, "T5 config")))
+              if t5_path.exists() else T5Config())
         return ModelConfig.from_official(official, t5)
     except FileNotFoundError:
         raise BadInput(cfg_path, f"no such file (--config takes {', '.join(PRESETS)}, a checkpoint "
                                  "directory or a model_config.json)") from None
-    except (ValueError, KeyError, TypeError, OSError) as e:
+    except (ValueError, KeyError, TypeError, OSError, RecursionError) as e:
         raise BadInput(cfg_path, f"not a stable-audio-tools model config ({e})") from None
 
 
@@ -815,7 +819,7 @@ def read_extraction(path: str | Path) -> Extraction:
     try:
         info = json.loads(meta["info"])
         cfg = ModelConfig.from_official(info["config"], T5Config.from_hf(info["t5_config"]))
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, RecursionError) as e:
         raise BadInput(path, f"damaged extraction metadata ({e})") from None
     raw = read_safetensors(path)
     ex = Extraction(cfg, info["files"], folded=info["folded"], unmapped=info["unmapped"],

@@ -17,7 +17,10 @@ def register(sub) -> None:
     e.add_argument("tflite", type=Path, help="directory with conditioners_float32.tflite, "
                                              "dit_model.tflite, autoencoder_model.tflite (any "
                                              "subset), or one .tflite file")
-    e.add_argument("--out", type=Path, required=True, help="output .safetensors")
+    e.add_argument("--out", type=Path, required=True,
+                   help="output .safetensors (written to a temporary file, then renamed)")
+    e.add_argument("--force", action="store_true",
+                   help="replace --out even when it is not a regular file (a FIFO, a device)")
     e.add_argument("--reference", type=Path, default=None,
                    help="checkpoint: its config, and its content to name tensors whose scope "
                         "and shape leave a choice")
@@ -38,8 +41,10 @@ def register(sub) -> None:
 
 
 def cmd_extract(args) -> int:
+    from harness.files import check_output_target
     from harness.weights.tflite import extract, load_config, short_name, write_extraction
 
+    check_output_target(args.out, args.force, " (--force replaces it)")  # before any work
     cfg = load_config(args.config) if args.config else None
     ref = None
     if args.reference is not None:
