@@ -447,7 +447,7 @@ def to_junit(result: GateResult) -> str:
             ET.SubElement(case, "system-out").text = f"{s.status}: {s.summary}"
     verdict = ET.SubElement(suite, "testcase", classname=f"gate.{result.expect}", name="verdict")
     if result.verdict != "accept":
-        ET.SubElement(verdict, "failure", message="reject").text = "\n".join(result.reasons)
+        ET.SubElement(verdict, "failure", message=result.verdict).text = "\n".join(result.reasons)
         counts["failures"] += 1
     suite.set("tests", str(len(result.stages) + 1))
     for k, v in counts.items():

@@ -1,8 +1,10 @@
 """What a gate run produces: stages with a status each, and the verdict derived from them.
 
-Fail closed: the verdict is "reject" unless every stage the mode requires ran and passed
+Fail closed: the verdict is "accept" only when every stage the mode requires ran and passed
 and no stage failed or raised. A stage that is missing (never ran, cut by the timeout)
-cannot pass, so it cannot turn into an accept.
+cannot pass, so it cannot turn into an accept. A check that said no is "reject" (exit 1); a
+run that could not decide (an internal error or the timeout, and no check said no) is
+"error" (exit 3): never an accept, and never read as a verdict on the weights.
 """
 
 from __future__ import annotations
@@ -75,14 +77,24 @@ class GateResult:
     def verdict(self) -> str:
         ok = (all((s := self.stage(n)) is not None and s.status == PASS for n in self.required)
               and not any(s.status in (FAIL, ERROR) for s in self.stages))
-        return "accept" if ok and not self.reasons else "reject"
+        if ok and not self.reasons:
+            return "accept"
+        undecided = (any(s.status == ERROR for s in self.stages)
+                     and not any(s.status == FAIL for s in self.stages))
+        return "error" if undecided else "reject"
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verdict == "accept" else 1
+        return {"accept": 0, "reject": 1}.get(self.verdict, 3)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "accept"
 
     def to_dict(self) -> dict:
-        return jsonable({"verdict": self.verdict, "reasons": self.reasons, "expect": self.expect,
+        error = None if self.verdict != "error" else "; ".join(self.reasons)
+        return jsonable({"passed": self.passed, "verdict": self.verdict, "error": error,
+                         "reasons": self.reasons, "expect": self.expect,
                          "required": list(self.required), "notes": self.notes,
                          "subjects": self.subjects, "provenance": self.provenance,
                          "stages": [s.to_dict() for s in self.stages]})

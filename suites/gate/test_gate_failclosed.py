@@ -38,8 +38,10 @@ def _boom(*args, **kwargs):
 
 
 @pytest.mark.parametrize("where", [*STAGES, "prepare", "bookkeeping", "report", "worker"])
-def test_injected_exception_rejects(where, candidate, approved, capsys, monkeypatch, tmp_path,
-                                    golden_dir):
+def test_injected_exception_is_no_verdict(where, candidate, approved, capsys, monkeypatch,
+                                          tmp_path, golden_dir):
+    """An internal error anywhere: exit 3 and verdict "error", never accept and never a reject
+    that CI could read as a verdict on the weights."""
     if where in STAGES or where == "prepare":
         monkeypatch.setattr(Gate, where, _boom)
     elif where == "bookkeeping":
@@ -50,23 +52,24 @@ def test_injected_exception_rejects(where, candidate, approved, capsys, monkeypa
         monkeypatch.setattr(runner._Run, "_run", _boom)
     code, out = gate_json(capsys, candidate, "--baseline", approved, "--golden-dir", golden_dir,
                           "--report", tmp_path / "report")
-    assert code == 1
-    assert out["verdict"] == "reject"
+    assert code == 3
+    assert out["verdict"] == "error" and out["passed"] is False
+    assert "internal error: RuntimeError: injected fault" in out["error"], out
     assert any("internal error: RuntimeError: injected fault" in r for r in out["reasons"]), out
     files = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"result.json", "junit.xml", "report.md"} <= files
-    assert json.loads((tmp_path / "report" / "result.json").read_text())["verdict"] == "reject"
-    assert "# Weight gate: REJECT" in (tmp_path / "report" / "report.md").read_text()
+    assert json.loads((tmp_path / "report" / "result.json").read_text())["verdict"] == "error"
+    assert "# Weight gate: ERROR" in (tmp_path / "report" / "report.md").read_text()
     if where == "audio":  # not part of the verdict under --expect same, still fails closed
         assert not next(s for s in out["stages"] if s["name"] == "audio")["required"]
 
 
-def test_timeout_rejects(candidate, approved, golden_dir):
+def test_timeout_is_no_verdict(candidate, approved, golden_dir):
     res = run_cli("gate", candidate, "--baseline", approved, "--golden-dir", golden_dir,
                   "--timeout", "0.05", "--json")
-    assert res.code == 1, res.err
+    assert res.code == 3, res.err
     out = json.loads(res.out)
-    assert out["verdict"] == "reject"
+    assert out["verdict"] == "error" and not out["passed"]
     assert any("did not finish within --timeout 0.05 s" in r for r in out["reasons"])
 
 
