@@ -7,4 +7,6 @@
 SHIPPED: dict[str, str] = {
     "bundled": "harness.ports.bundled:BundledPort",
     # third-party adapters (harness/ports/adapters/) add one line each here
+    "mlx-audiogen": "harness.ports.adapters.mlx_audiogen:MlxAudiogenPort",
+    "diffusers": "harness.ports.adapters.diffusers_port:DiffusersPort",
 }
