@@ -32,6 +32,8 @@ def pytest_addoption(parser):
     g.addoption("--port", default="bundled",
                 help="the port under test: a shipped name, module:attr or path/to/file.py:attr "
                      "(default: bundled)")
+    g.addoption("--port-stages", default=None,
+                help="comma-separated stages of --port to check (default: all)")
     g.addoption("--port-timeout", type=float, default=None,
                 help="seconds a port's adapter may take per call (default: port check's)")
 
@@ -91,12 +93,14 @@ def port_report(request, port_spec, weights_path, golden_dir, report_dir):
     and Markdown reports land in report_dir."""
     import json
 
-    from harness.ports.check import check_port
+    from harness.ports.check import STAGE_NAMES, check_port
     from harness.ports.commands import to_markdown
     from harness.ports.runner import DEFAULT_TIMEOUT
 
     timeout = request.config.getoption("--port-timeout") or DEFAULT_TIMEOUT
-    report = check_port(port_spec, weights_path, golden_dir, timeout=timeout)
+    stages = request.config.getoption("--port-stages")
+    stages = [s.strip() for s in stages.split(",")] if stages else STAGE_NAMES
+    report = check_port(port_spec, weights_path, golden_dir, timeout=timeout, stages=stages)
     stem = "port-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in port_spec)
     (report_dir / f"{stem}.md").write_text(to_markdown(report))
     (report_dir / f"{stem}.json").write_text(json.dumps(report.to_dict(), indent=1))

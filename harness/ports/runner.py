@@ -51,15 +51,16 @@ class PortProcess:
         except (EOFError, OSError):
             ready = True
         if not ready:
-            self.close()
+            self.close(kill=True)
             raise BrokenAdapter(self.spec, stage, f"no answer within {self.timeout:g} s "
                                                   "(hung; killed)")
         try:
             reply = self._in.recv()
         except (EOFError, OSError):
+            last = self._last_err()
             self.close()
             raise BrokenAdapter(self.spec, stage, f"the adapter's process died "
-                                                  f"(exit {self.proc.returncode}){self._last_err()}") from None
+                                                  f"(exit {self.proc.returncode}){last}") from None
         if reply[0] == "error":
             self.close()
             raise BrokenAdapter(self.spec, stage, reply[1])
@@ -80,14 +81,16 @@ class PortProcess:
         try:
             self._out.send(("call", stage, args, list(capture), reference))
         except (BrokenPipeError, OSError):
-            raise BrokenAdapter(self.spec, stage, f"the adapter's process died{self._last_err()}") from None
+            last = self._last_err()
+            self.close()
+            raise BrokenAdapter(self.spec, stage, f"the adapter's process died{last}") from None
         reply = self._answer(stage)
         if reply[0] in ("missing", "not_covered"):
             raise NotProvided(reply[1])
         return reply[1], reply[2], reply[3]
 
-    def close(self) -> None:
-        if self.proc.poll() is None:
+    def close(self, kill: bool = False) -> None:
+        if self.proc.poll() is None and not kill:
             try:
                 self._out.send(("quit",))
                 self.proc.wait(timeout=5)
@@ -96,7 +99,7 @@ class PortProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        for c in (self._in, self._out):
+        for c in (self._in, self._out, self.proc.stdin, self.proc.stdout, self._stderr):
             c.close()
 
     def __enter__(self):
