@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.ports.check import NOT_COVERED, PASS, STAGE_NAMES
+from harness.ports.check import STAGE_NAMES
+from harness.ports.result import NOT_COVERED, PASS
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.compare.metrics import measure
+from harness.ports.result import FAIL, PASS, StageResult, TensorRow
 from harness.weights.convert import fuse_pair
 from harness.weights.diff import wn_allowance
 from harness.weights.load import T5_PREFIX
@@ -48,8 +49,6 @@ def official_names(official: dict[str, np.ndarray]) -> list[str]:
 
 
 def compare_weights(port: dict[str, np.ndarray], ckpt):
-    from harness.ports.check import FAIL, PASS, StageResult, TensorRow
-
     official = official_tensors(ckpt)
     order = {n: i for i, n in enumerate(official)}
     rows, faults, fused, dtypes = [], [], 0, {}
