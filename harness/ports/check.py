@@ -41,8 +41,9 @@ T5_OUT = f"{PROMPT}.model"
 # -- the golden --------------------------------------------------------------------------------
 
 def select_golden(weights: Path, golden_dir: Path, case: str | None):
-    """The golden recorded from `weights` (by sha256, as `compare` does): the named case, else
-    the matching torch pingpong cfg-1 case with the most tensors (tiny-torch, full-torch)."""
+    """-> (golden, the other goldens recorded from `weights`, checkpoint). Goldens match by
+    sha256, as in `compare`; the golden is the named case, else the matching torch pingpong
+    cfg-1 case with the most tensors (tiny-torch; full-torch-short or full-torch)."""
     from harness.compare.divergence import OtherWeights, settings_of, verify_weights
     from harness.compare.store import case_dirs, check_golden
     from harness.weights.load import open_checkpoint
@@ -51,7 +52,7 @@ def select_golden(weights: Path, golden_dir: Path, case: str | None):
     if case is not None:
         golden = check_golden(golden_dir / case, case)
         verify_weights(golden, ckpt)
-        return golden, ckpt
+        return golden, [], ckpt
     matching = []
     for d in case_dirs(golden_dir):
         golden = check_golden(d, d.name)
@@ -67,7 +68,8 @@ def select_golden(weights: Path, golden_dir: Path, case: str | None):
         steps, sampler, cfg = settings_of(g)
         return (g.producer == "torch", sampler == "pingpong" and cfg == 1.0, len(g.tensors))
 
-    return max(matching, key=rank), ckpt
+    best = max(matching, key=rank)
+    return best, [g for g in matching if g is not best], ckpt
 
 
 class Golden:
@@ -141,8 +143,9 @@ class Checker:
     """Runs the stages; the bundled model's process (latency and audio reference) starts on
     first use, so a port that breaks early costs one process."""
 
-    def __init__(self, port: PortProcess, gold: Golden, timeout: float):
+    def __init__(self, port: PortProcess, gold: Golden, timeout: float, others=()):
         self.port, self.gold, self.timeout = port, gold, timeout
+        self.others = list(others)  # goldens of the same weights (another sampler, cfg)
         self._bundled: PortProcess | None = None
 
     @property
@@ -307,6 +310,26 @@ class Checker:
         return out
 
     def sampler(self) -> StageResult:
+        """On the golden's sampler; a port without it is checked on another golden of the same
+        weights whose sampler it has (tiny-torch-euler for an euler-only port), if any."""
+        first = self._sampler()
+        if first.verdict != NOT_COVERED:
+            return first
+        primary = self.gold
+        try:
+            for other in self.others:
+                if other.manifest.get("settings", {}).get("sampler") == primary.sampler:
+                    continue
+                self.gold = Golden(other, primary.ckpt)
+                alt = self._sampler()
+                if alt.verdict != NOT_COVERED:
+                    alt.detail += f" on golden {other.case} ({primary.sampler}: {first.detail})"
+                    return alt
+        finally:
+            self.gold = primary
+        return first
+
+    def _sampler(self) -> StageResult:
         g = self.gold
         last = f"sampler.steps.{g.steps - 1}.x"
         if not g.has(last) or not g.has("conditioner.cross_attn_cond"):
@@ -398,14 +421,14 @@ def check_port(spec: str, weights: Path | None = None, golden_dir: Path | None =
     from harness.weights.synth import default_checkpoint
 
     weights = Path(weights) if weights else default_checkpoint("tiny")
-    golden, ckpt = select_golden(weights, Path(golden_dir or DEFAULT_ROOT), case)
+    golden, others, ckpt = select_golden(weights, Path(golden_dir or DEFAULT_ROOT), case)
     gold = Golden(golden, ckpt)
     unknown = [s for s in stages if s not in STAGE_NAMES]
     if unknown:
         raise BadInput(None, f"unknown stage {unknown[0]!r}; stages: {', '.join(STAGE_NAMES)}")
     with PortProcess(spec, timeout) as port:
         port.load(ckpt.root)
-        checker = Checker(port, gold, timeout)
+        checker = Checker(port, gold, timeout, others)
         try:
             results = [getattr(checker, s)() for s in STAGE_NAMES if s in stages]
         finally:
