@@ -96,8 +96,9 @@ class DiffusersPort(Port):
 
         t5_cfg = T5Config(**json.loads((ckpt / "t5" / "config.json").read_text()))
         self.t5 = T5EncoderModel(t5_cfg).eval()
-        t5_state = {k: _t(v) for k, v in read_safetensors(ckpt / "t5" / "model.safetensors").items()}
-        missing, unexpected = self.t5.load_state_dict(t5_state, strict=False)
+        t5_state = read_safetensors(ckpt / "t5" / "model.safetensors")
+        missing, unexpected = self.t5.load_state_dict({k: _t(v) for k, v in t5_state.items()},
+                                                      strict=False)
         if unexpected or set(missing) - {"encoder.embed_tokens.weight"}:
             raise ValueError(f"t5/model.safetensors: missing {missing}, unexpected {unexpected}")
         torch.set_grad_enabled(False)
