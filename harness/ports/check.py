@@ -420,12 +420,14 @@ def check_port(spec: str, weights: Path | None = None, golden_dir: Path | None =
     from harness.compare.store import DEFAULT_ROOT
     from harness.weights.synth import default_checkpoint
 
-    weights = Path(weights) if weights else default_checkpoint("tiny")
-    golden, others, ckpt = select_golden(weights, Path(golden_dir or DEFAULT_ROOT), case)
-    gold = Golden(golden, ckpt)
     unknown = [s for s in stages if s not in STAGE_NAMES]
     if unknown:
         raise BadInput(None, f"unknown stage {unknown[0]!r}; stages: {', '.join(STAGE_NAMES)}")
+    if not timeout > 0:
+        raise BadInput(None, f"--timeout must be a positive number of seconds, got {timeout}")
+    weights = Path(weights) if weights else default_checkpoint("tiny")
+    golden, others, ckpt = select_golden(weights, Path(golden_dir or DEFAULT_ROOT), case)
+    gold = Golden(golden, ckpt)
     with PortProcess(spec, timeout) as port:
         port.load(ckpt.root)
         checker = Checker(port, gold, timeout, others)
