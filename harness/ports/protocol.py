@@ -18,6 +18,7 @@ channels (64; 8 on tiny), T latent frames, N = T * downsampling ratio audio samp
 | `generate(input_ids, attention_mask, seconds_total, noise, step_noise, steps, sampler, cfg_scale)` | | (B, 2, N) |
 | `converted_weights()` | | {official name: array in official layout} |
 | `module_map()` | | `ModuleMap` (per-layer capture) |
+| `capture(names, reference)` | official names, {name: golden} or None | context manager yielding a dict filled on exit |
 
 Conventions (the official `stable-audio-tools` model and the goldens follow them):
 
@@ -48,6 +49,10 @@ Conventions (the official `stable-audio-tools` model and the goldens follow them
   weight-normed conv the port fuses is returned as `<module>.weight` (the check fuses the
   official weight_g/weight_v the same way). Tensors the port cannot undo to the official layout
   may be left out.
+- `capture` is for ports that record intermediates themselves (the bundled model does, through
+  its taps): inside the block, record the listed official names (official layout), and with
+  `reference` hand each golden tensor downstream instead of the port's own (teacher forcing).
+  Without it, `module_map` gives the same through `harness.ports.capture`.
 - Batches: every stage takes B >= 1 rows; the goldens drive B = 3 (tiny) and B = 1 (full).
 - The harness calls each stage in a worker process with a timeout: an exception, a wrong
   shape or dtype, NaN, or a hang is a broken adapter (exit 2 naming the adapter and stage).
