@@ -186,8 +186,9 @@ class Checker:
             free = {n: a for n, a in free.items() if n in names}
             for n, a in free.items():
                 if np.shape(a) != self.gold[n].shape:
-                    raise BrokenAdapter(self.port.spec, stage, f"captured {n} is "
-                                        f"{list(np.shape(a))}, the golden's {list(self.gold[n].shape)}")
+                    raise BrokenAdapter(self.port.spec, stage,
+                                        f"captured {n} is {list(np.shape(a))}, the golden's "
+                                        f"{list(self.gold[n].shape)}")
         rows = compare_rows(self.gold, {**(free or {}), **got})
         if free and any(not r.passed for r in rows):
             reference = {n: self.gold[n] for n in names if n in free}

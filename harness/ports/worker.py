@@ -120,7 +120,8 @@ def _call(port, stage: str, args: dict, names, reference):
     except NotCovered as e:
         return ("not_covered", str(e) or f"{stage} not covered")
     except NotImplementedError as e:
-        return ("error", f"declared but not implemented (NotImplementedError{': ' + str(e) if str(e) else ''})")
+        why = f": {e}" if str(e) else ""
+        return ("error", f"declared but not implemented (NotImplementedError{why})")
     except Exception as e:
         return ("error", f"raised {_one_line(e)}")
 

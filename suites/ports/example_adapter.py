@@ -11,8 +11,9 @@ from harness.model.pipeline import StableAudio
 from harness.model.sampler import cfg_denoiser, logsnr_schedule, sample
 from harness.ports.protocol import Conditioning, ModuleMap, Port, SamplerResult
 
-CONV_T = (1, 2, 0)  # torch ConvTranspose1d (in, out, k) -> MLX (out, k, in)
-CONV = (0, 2, 1)    # torch Conv1d (out, in, k) -> MLX (out, k, in)
+# torch Conv1d (out, in, k) / ConvTranspose1d (in, out, k) <-> this port's (out, k, in)
+TO_MLX = {"Conv1d": (0, 2, 1), "ConvTranspose1d": (1, 2, 0)}
+TO_TORCH = {"Conv1d": (0, 2, 1), "ConvTranspose1d": (2, 0, 1)}
 
 
 def as_np(a):
@@ -28,8 +29,7 @@ class MyPort(Port):
         cfg = ModelConfig.from_official(json.loads((d / "model_config.json").read_text()), t5_cfg)
         self.model = StableAudio(cfg)
         w = load_file(d / "model.safetensors")
-        convs = {k: m for k, m in self.model.named_modules()
-                 if type(m).__name__ in ("Conv1d", "ConvTranspose1d")}
+        self.kinds = {k: type(m).__name__ for k, m in self.model.named_modules()}
         out = {}
         for key, v in w.items():   # this port's OWN converter: fuse weight norm, re-lay convs
             module, param = key.rsplit(".", 1)
@@ -40,8 +40,8 @@ class MyPort(Port):
                 v = v.astype(np.float32)
                 axes = tuple(i for i, n in enumerate(g.shape) if n == 1)
                 v, param = v * (g / np.sqrt((v * v).sum(axis=axes, keepdims=True))), "weight"
-            if module in convs and param == "weight":
-                v = v.transpose(CONV_T if type(convs[module]).__name__ == "ConvTranspose1d" else CONV)
+            if param == "weight" and self.kinds.get(module) in TO_MLX:
+                v = v.transpose(TO_MLX[self.kinds[module]])
             out[f"{module}.{param}"] = mx.array(v.astype(np.float32))
         t5 = load_file(d / "t5/model.safetensors")
         t5.pop("encoder.embed_tokens.weight", None)  # tied to shared.weight
@@ -52,7 +52,8 @@ class MyPort(Port):
 
     def encode_text(self, input_ids, attention_mask):
         t5 = self.model.conditioner.conditioners["prompt"].model
-        return as_np(t5(mx.array(input_ids.astype(np.int32)), mx.array(attention_mask.astype(np.int32))))
+        ids, mask = (mx.array(a.astype(np.int32)) for a in (input_ids, attention_mask))
+        return as_np(t5(ids, mask))
 
     def condition(self, input_ids, attention_mask, seconds_total):
         cross, global_ = self.model.condition(input_ids, attention_mask, seconds_total)
@@ -63,7 +64,8 @@ class MyPort(Port):
 
     def sample(self, noise, step_noise, cond, steps, sampler, cfg_scale):
         xs = []
-        denoise = cfg_denoiser(self.model.dit, mx.array(cond.cross), mx.array(cond.global_), cfg_scale)
+        cross, global_ = mx.array(cond.cross), mx.array(cond.global_)
+        denoise = cfg_denoiser(self.model.dit, cross, global_, cfg_scale)
         x = sample(denoise, mx.array(noise), logsnr_schedule(steps), sampler,
                    [mx.array(n) for n in step_noise], on_step=lambda i, x: xs.append(as_np(x)))
         return SamplerResult(as_np(x), xs=xs)
@@ -71,12 +73,13 @@ class MyPort(Port):
     def decode(self, latents):
         return as_np(self.model.vae.decode(mx.array(latents)))
 
-    def converted_weights(self):
-        convs = {k: type(m).__name__ for k, m in self.model.named_modules()}
-        back = {"Conv1d": (0, 2, 1), "ConvTranspose1d": (2, 0, 1)}  # MLX -> official
-        return {k: as_np(v).transpose(back[convs[k.rsplit(".", 1)[0]]])
-                if k.endswith(".weight") and convs.get(k.rsplit(".", 1)[0]) in back else as_np(v)
-                for k, v in self.weights.items()}
+    def converted_weights(self):  # back to the official layout, weight norm left fused
+        out = {}
+        for key, v in self.weights.items():
+            module, param = key.rsplit(".", 1)
+            perm = TO_TORCH.get(self.kinds.get(module)) if param == "weight" else None
+            out[key] = as_np(v) if perm is None else as_np(v).transpose(perm)
+        return out
 
     def generate(self, input_ids, attention_mask, seconds_total, noise, step_noise, steps,
                  sampler, cfg_scale):
