@@ -117,6 +117,10 @@ class Port:
     """Base class for adapters. Only `load` is required; define the stages your port has."""
 
     name: str = "unnamed"
+    # "torch": the adapter's process runs without the OpenBLAS preload the harness sets up for
+    # MLX on Linux (it would stand in for torch's own sgemm); also assumed when importing the
+    # adapter's module imports torch.
+    framework: str = "mlx"
 
     def load(self, checkpoint_dir: pathlib.Path) -> None:
         raise NotImplementedError

@@ -126,13 +126,21 @@ def _call(port, stage: str, args: dict, names, reference):
         return ("error", f"raised {_one_line(e)}")
 
 
-def serve(conn_in: Connection, conn_out: Connection, spec: str) -> None:
+def wants_clean_env(port) -> bool:
+    """A torch port in a process with the OpenBLAS preload: restart without it."""
+    torch = getattr(port, "framework", None) == "torch" or "torch" in sys.modules
+    return torch and "openblas" in os.environ.get("LD_PRELOAD", "")
+
+
+def serve(conn_in: Connection, conn_out: Connection, spec: str, restart=None) -> None:
     try:
         port = resolve_spec(spec)
-        conn_out.send(("ok", getattr(port, "name", None) or spec, 0.0, {}))
     except SpecError as e:
         conn_out.send(("error", str(e)))
         return
+    if restart is not None and wants_clean_env(port):
+        restart()
+    conn_out.send(("ok", getattr(port, "name", None) or spec, 0.0, {}))
     while True:
         try:
             request = conn_in.recv()
@@ -153,13 +161,24 @@ def serve(conn_in: Connection, conn_out: Connection, spec: str) -> None:
 
 
 def main() -> None:
-    conn_in = Connection(os.dup(0), writable=False)
-    conn_out = Connection(os.dup(1), readable=False)
+    fd_in, fd_out = os.dup(0), os.dup(1)
+    conn_in = Connection(fd_in, writable=False)
+    conn_out = Connection(fd_out, readable=False)
     os.dup2(2, 1)  # the adapter's prints must not corrupt the frames
     sys.stdout = sys.stderr
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    serve(conn_in, conn_out, sys.argv[1])
+
+    def restart():  # same process, same pipes, the environment of harness.reference
+        from harness.reference import clean_env
+
+        sys.stderr.flush()
+        os.dup2(fd_in, 0)
+        os.dup2(fd_out, 1)
+        os.execve(sys.executable, [sys.executable, "-m", "harness.ports.worker", sys.argv[1]],
+                  clean_env(os.environ))
+
+    serve(conn_in, conn_out, sys.argv[1], restart)
 
 
 if __name__ == "__main__":

@@ -238,3 +238,35 @@ def test_torch_forward_hooks_capture_and_replay():
         net(x)
     bias = net[2].bias.detach().numpy()[None, :, None]
     np.testing.assert_allclose(replayed["b"], np.broadcast_to(bias, (1, 2, 5)), rtol=1e-6)
+
+
+TORCH_PORT = textwrap.dedent('''
+    from pathlib import Path
+
+    from harness.ports.bundled import BundledPort
+
+
+    class TorchPort(BundledPort):
+        framework = "torch"
+
+        def encode_text(self, input_ids, attention_mask):
+            if "libopenblas" in Path("/proc/self/maps").read_text():
+                raise RuntimeError("OpenBLAS is loaded in a torch port's process")
+            return super().encode_text(input_ids, attention_mask)
+''')
+
+
+def test_torch_port_runs_without_the_openblas_preload(tmp_path, capsys, monkeypatch):
+    """The MLX preload would stand in for torch's sgemm: a torch adapter's process restarts
+    without it (harness.reference.clean_env), whatever the harness itself runs with."""
+    from harness.blas import runtime_env
+
+    env = runtime_env()
+    if "openblas" not in env.get("LD_PRELOAD", ""):
+        pytest.skip("missing: OpenBLAS (libopenblas0-pthread), nothing is preloaded here")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "torch_port.py").write_text(TORCH_PORT)
+    code, out, err = port_check(capsys, f"{tmp_path}/torch_port.py:TorchPort", "--stages",
+                                "text_encoder")
+    assert code == 0, out + err
