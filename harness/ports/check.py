@@ -432,8 +432,13 @@ def check_port(spec: str, weights: Path | None = None, golden_dir: Path | None =
     with PortProcess(spec, timeout) as port:
         port.load(ckpt.root)
         checker = Checker(port, gold, timeout, others)
+        results = []
         try:
-            results = [getattr(checker, s)() for s in STAGE_NAMES if s in stages]
+            for s in (s for s in STAGE_NAMES if s in stages):
+                results.append(getattr(checker, s)())
+        except BrokenAdapter as e:  # the stages done so far still go into --json / --report
+            e.partial = PortReport(spec, port.name, golden.case, str(weights), results)
+            raise
         finally:
             checker.close()
     return PortReport(spec, port.name, golden.case, str(weights), results)

@@ -56,6 +56,22 @@ def to_markdown(report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_report(args, report, error: str | None = None) -> None:
+    """port-<name>.md/.json in --report; a broken adapter's report holds the stages before."""
+    data = report.to_dict()
+    md = to_markdown(report)
+    if error:
+        data.update(passed=False, error=error)
+        md += f"\n**broken adapter**: {error}\n"
+    try:
+        args.report.mkdir(parents=True, exist_ok=True)
+        stem = "port-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in args.port)
+        (args.report / f"{stem}.md").write_text(md)
+        (args.report / f"{stem}.json").write_text(json.dumps(data, indent=1))
+    except OSError as e:
+        raise BadInput(args.report, f"cannot write report: {e.strerror or e}") from None
+
+
 def cmd_check(args) -> int:
     from harness.errors import BadInput
     from harness.ports.check import check_port
@@ -64,18 +80,17 @@ def cmd_check(args) -> int:
         report = check_port(args.port, args.weights, args.golden_dir, args.case, args.timeout,
                             [s.strip() for s in args.stages.split(",") if s.strip()])
     except BadInput as e:
+        partial = getattr(e, "partial", None)
+        if args.report and partial is not None:
+            write_report(args, partial, error=str(e))
         if args.json:
-            json.dump({"port": args.port, "passed": False, "error": str(e)}, sys.stdout)
+            stages = [s.to_dict() for s in partial.stages] if partial is not None else []
+            json.dump({"port": args.port, "passed": False, "error": str(e), "stages": stages},
+                      sys.stdout)
             print()
         raise
     if args.report:
-        try:
-            args.report.mkdir(parents=True, exist_ok=True)
-            stem = "port-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in args.port)
-            (args.report / f"{stem}.md").write_text(to_markdown(report))
-            (args.report / f"{stem}.json").write_text(json.dumps(report.to_dict(), indent=1))
-        except OSError as e:
-            raise BadInput(args.report, f"cannot write report: {e.strerror or e}") from None
+        write_report(args, report)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=1)
         print()

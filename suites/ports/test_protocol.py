@@ -105,6 +105,12 @@ BROKEN = textwrap.dedent('''
             if sampler != "euler":
                 raise NotCovered(f"no {sampler} sampler")
             return self.bundled.sample(noise, step_noise, cond, steps, sampler, cfg_scale)
+
+
+    class LateNaN(Partial):
+        def decode(self, latents):
+            b, _, t = latents.shape
+            return np.full((b, 2, t * 64), np.nan, np.float32)
 ''')
 
 
@@ -152,6 +158,19 @@ def test_broken_adapter_json_and_bad_spec(broken, capsys, tmp_path):
                          ("no-colon", "module:attr")):
         code, _, err = port_check(capsys, spec, "--stages", "text_encoder")
         assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_broken_late_keeps_the_stages_before(broken, capsys, tmp_path):
+    """A port that breaks in its last stage still reports the stages it passed (exit 2)."""
+    spec = f"{broken}:LateNaN"
+    code, out, err = port_check(capsys, spec, "--stages", "text_encoder,decode", "--json",
+                                "--report", tmp_path)
+    data = json.loads(out)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "stage decode: audio holds NaN/Inf" in data["error"]
+    assert [(s["name"], s["verdict"]) for s in data["stages"]] == [("text_encoder", "pass")]
+    md = next(tmp_path.glob("port-*.md")).read_text()
+    assert "| text_encoder | pass |" in md and "**broken adapter**" in md
 
 
 def test_missing_stages_are_not_covered_never_passed(broken, capsys):
