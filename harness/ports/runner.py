@@ -83,7 +83,8 @@ class PortProcess:
         except (BrokenPipeError, OSError):
             last = self._last_err()
             self.close()
-            raise BrokenAdapter(self.spec, stage, f"the adapter's process died{last}") from None
+            raise BrokenAdapter(self.spec, stage, f"the adapter's process died "
+                                                  f"(exit {self.proc.returncode}){last}") from None
         reply = self._answer(stage)
         if reply[0] in ("missing", "not_covered"):
             raise NotProvided(reply[1])
