@@ -19,6 +19,7 @@ same call.
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -211,14 +212,14 @@ class Checker:
     def converted_weights(self) -> StageResult:
         from harness.ports.weights import compare_weights
 
-        try:
-            value, seconds, _ = self.port.call("converted_weights", {})
-        except NotProvided as e:
-            return StageResult("converted_weights", NOT_COVERED, str(e))
-        if not isinstance(value, dict) or not value:
-            raise BrokenAdapter(self.port.spec, "converted_weights",
-                                "returned no {official name: array} dict")
-        res = compare_weights(value, self.gold.ckpt)
+        with tempfile.TemporaryDirectory(prefix="sao-port-weights-") as tmp:
+            try:
+                value, seconds, _ = self.port.call("converted_weights", {"dir": tmp})
+            except NotProvided as e:
+                return StageResult("converted_weights", NOT_COVERED, str(e))
+            res = compare_weights(Path(value["file"]), self.gold.ckpt)
+        if not res.rows and res.verdict == PASS:
+            raise BrokenAdapter(self.port.spec, "converted_weights", "returned no tensors")
         res.seconds = seconds
         return res
 

@@ -4,9 +4,17 @@ A returned tensor must equal the official one within the rounding its storage dt
 (half an ulp of the port's dtype), plus, where the port fused weight norm (`<module>.weight`
 for the checkpoint's weight_g/weight_v), the fusion's own fp32 arithmetic (the allowance
 `weights diff` uses). Official tensors the port does not return are counted, not judged.
+
+Full size holds ~2.4 GB of fp32: the adapter's process writes its tensors to a safetensors file
+(`dump`) and both sides are read one tensor at a time (`LazyTensors`), never all at once.
 """
 
 from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -15,18 +23,65 @@ from harness.ports.result import FAIL, PASS, StageResult, TensorRow
 from harness.weights.convert import fuse_pair
 from harness.weights.diff import wn_allowance
 from harness.weights.load import T5_PREFIX
-from harness.weights.safetensors_io import read_safetensors
+from harness.weights.safetensors_io import DTYPES, read_header
 from harness.weights.validate import T5_TIED
 
 
-def official_tensors(ckpt) -> dict[str, np.ndarray]:
+SAFETENSORS_DTYPE = {np.dtype(t).name: k for k, t in DTYPES.items() if k != "BF16"}
+
+
+def dump(tensors, path: Path) -> None:
+    """Write {name: array} as safetensors, tensor by tensor (no second copy of the whole)."""
+    if not isinstance(tensors, Mapping):
+        raise TypeError(f"converted_weights() returned {type(tensors).__name__}, not a dict")
+    arrays, header, offset = {}, {}, 0
+    for name, value in tensors.items():
+        a = np.ascontiguousarray(np.asarray(value))
+        if a.dtype.name not in SAFETENSORS_DTYPE:
+            raise TypeError(f"tensor {name} has dtype {a.dtype.name}")
+        header[str(name)] = {"dtype": SAFETENSORS_DTYPE[a.dtype.name], "shape": list(a.shape),
+                             "data_offsets": [offset, offset + a.nbytes]}
+        arrays[name], offset = a, offset + a.nbytes
+    head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)) + head)
+        for a in arrays.values():
+            f.write(a.data)
+
+
+class LazyTensors(Mapping):
+    """{name: array} over safetensors files ((path, name prefix) each), read on access."""
+
+    def __init__(self, files):
+        from safetensors import safe_open
+
+        self._where = {}
+        for path, prefix in files:
+            read_header(path)  # the strict checks, one line naming file and tensor
+            handle = safe_open(str(path), framework="numpy")
+            self._where.update({prefix + k: (handle, k) for k in handle.keys()})
+
+    def __getitem__(self, name):
+        handle, key = self._where[name]
+        return handle.get_tensor(key)
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def __len__(self):
+        return len(self._where)
+
+
+def official_tensors(ckpt) -> LazyTensors:
     """Checkpoint tensors under official names, T5 under the prompt conditioner's path."""
-    out = dict(read_safetensors(ckpt.model_file))
+    files = [(ckpt.model_file, "")]
     if ckpt.t5_dir is not None:
-        t5 = read_safetensors(ckpt.t5_dir / "model.safetensors")
-        out.update({T5_PREFIX + k: v for k, v in t5.items()})
-        if T5_PREFIX + T5_TIED not in out and T5_PREFIX + "shared.weight" in out:
-            out[T5_PREFIX + T5_TIED] = out[T5_PREFIX + "shared.weight"]
+        files.append((ckpt.t5_dir / "model.safetensors", T5_PREFIX))
+    out = LazyTensors(files)
+    tied, shared = T5_PREFIX + T5_TIED, T5_PREFIX + "shared.weight"
+    if tied not in out._where and shared in out._where:
+        out._where[tied] = out._where[shared]
     return out
 
 
@@ -35,9 +90,11 @@ def expected(official: dict[str, np.ndarray], name: str):
     if name in official:
         return official[name].astype(np.float64), 0.0, "as stored"
     module = name.rsplit(".", 1)[0]
-    g, v = official.get(f"{module}.weight_g"), official.get(f"{module}.weight_v")
-    if name.endswith(".weight") and g is not None and v is not None:
-        return fuse_pair(g, v).astype(np.float64), wn_allowance(v), "weight norm fused"
+    if name.endswith(".weight") and f"{module}.weight_g" in official \
+            and f"{module}.weight_v" in official:
+        v = official[f"{module}.weight_v"]
+        return (fuse_pair(official[f"{module}.weight_g"], v).astype(np.float64),
+                wn_allowance(v), "weight norm fused")
     return None
 
 
@@ -48,7 +105,9 @@ def official_names(official: dict[str, np.ndarray]) -> list[str]:
     return names
 
 
-def compare_weights(port: dict[str, np.ndarray], ckpt):
+def compare_weights(port_file: Path, ckpt):
+    """The port's dumped tensors (`dump`) against the checkpoint: a converted_weights result."""
+    port = LazyTensors([(port_file, "")])
     official = official_tensors(ckpt)
     order = {n: i for i, n in enumerate(official)}
     rows, faults, fused, dtypes = [], [], 0, {}

@@ -81,6 +81,11 @@ BROKEN = textwrap.dedent('''
             os._exit(3)
 
 
+    class WeightsNotADict(Base):
+        def converted_weights(self):
+            return [np.zeros(3, np.float32)]
+
+
     class NotAnAdapter:
         pass
 
@@ -137,6 +142,8 @@ def port_check(capsys, *args):
     ("NaNs", "decode", "decode", "NaN"),
     ("Hangs", "text_encoder", "encode_text", "no answer within 2 s (hung; killed)"),
     ("Crashes", "text_encoder", "encode_text", "process died"),
+    ("WeightsNotADict", "converted_weights", "converted_weights",
+     "TypeError: converted_weights() returned list, not a dict"),
     ("NotAnAdapter", "text_encoder", "import", "has no load(checkpoint_dir) method"),
     ("NoSuchAttr", "text_encoder", "import", "has no attribute 'NoSuchAttr'"),
 ])
