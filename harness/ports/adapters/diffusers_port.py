@@ -55,6 +55,13 @@ def decoder_state(official: dict[str, np.ndarray], n_blocks: int) -> dict[str, n
     return out
 
 
+def _read(path: Path, prefixes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "numpy") as f:
+        return {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefixes)}
+
+
 def _t(a):
     import torch
 
@@ -71,13 +78,11 @@ class DiffusersPort(Port):
             StableAudioNumberConditioner)
         from transformers import T5Config, T5EncoderModel
 
-        from harness.weights.safetensors_io import read_safetensors
-
         ckpt = Path(checkpoint_dir)
         cfg = json.loads((ckpt / "model_config.json").read_text())["model"]
         dec = cfg["pretransform"]["config"]["decoder"]["config"]
         seconds = next(c for c in cfg["conditioning"]["configs"] if c["id"] == "seconds_total")
-        official = read_safetensors(ckpt / "model.safetensors")
+        official = _read(ckpt / "model.safetensors", (VAE, SECONDS))  # not the DiT's 1.4 GB
         self.n_blocks = len(dec["strides"])
 
         self.vae = AutoencoderOobleck(
@@ -96,7 +101,7 @@ class DiffusersPort(Port):
 
         t5_cfg = T5Config(**json.loads((ckpt / "t5" / "config.json").read_text()))
         self.t5 = T5EncoderModel(t5_cfg).eval()
-        t5_state = read_safetensors(ckpt / "t5" / "model.safetensors")
+        t5_state = _read(ckpt / "t5" / "model.safetensors", ("",))
         missing, unexpected = self.t5.load_state_dict({k: _t(v) for k, v in t5_state.items()},
                                                       strict=False)
         if unexpected or set(missing) - {"encoder.embed_tokens.weight"}:
