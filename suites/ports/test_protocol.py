@@ -8,6 +8,7 @@ Every adapter here lives in tmp_path, outside the tree, and runs in its own work
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -287,11 +288,10 @@ def test_torch_port_runs_without_the_openblas_preload(tmp_path, capsys, monkeypa
     without it (harness.reference.clean_env), whatever the harness itself runs with."""
     from harness.blas import runtime_env
 
-    env = runtime_env()
-    if "openblas" not in env.get("LD_PRELOAD", ""):
-        pytest.skip("missing: OpenBLAS (libopenblas0-pthread), nothing is preloaded here")
-    for key, value in env.items():
+    for key, value in runtime_env().items():  # {} where this process has it already
         monkeypatch.setenv(key, value)
+    if "openblas" not in os.environ.get("LD_PRELOAD", ""):
+        pytest.skip("missing: OpenBLAS (libopenblas0-pthread), nothing is preloaded here")
     (tmp_path / "torch_port.py").write_text(TORCH_PORT)
     code, out, err = port_check(capsys, f"{tmp_path}/torch_port.py:TorchPort", "--stages",
                                 "text_encoder")
