@@ -85,7 +85,6 @@ def test_mlx_audiogen_full(full_checkpoint, golden_dir, monkeypatch):
                            "dit": PASS, "sampler": NOT_COVERED, "decode": FAIL}, r.to_dict()
     w = r.stage("converted_weights")
     assert w.first_divergence == "pretransform.model.decoder.layers.0.weight" and w.snr_db < 0
-    assert "68 tensors differ" in w.detail
     c = r.stage("conditioner")
     assert c.first_divergence == "conditioner.cross_attn_cond" and c.snr_db < 20
     glob = next(t for t in c.rows if t.name == "conditioner.global_cond")
