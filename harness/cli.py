@@ -20,7 +20,7 @@ from harness.blas import reexec_with_runtime_env
 from harness.errors import BadInput, CheckFailed, Terminated, one_line
 
 # Commands that run the model long enough for the BLAS to matter.
-PRELOAD_COMMANDS = {"generate", "bench", "gate", "mutants", "compare"}
+PRELOAD_COMMANDS = {"generate", "bench", "gate", "mutants", "compare", "port"}
 
 # Modules that define `register(subparsers)`; each subcommand's function returns an exit code.
 COMMAND_MODULES = [
@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "harness.bench.commands",           # bench
     "harness.gate.commands",            # gate
     "harness.mutants.commands",         # mutants run
+    "harness.ports.commands",           # port check
 ]
 
 

@@ -2,7 +2,7 @@
 
 record runs the official reference (PyTorch stable-audio-tools, or its LiteRT export, or a
 user's Arm TFLite files) in a subprocess (`python -m harness.reference.record`, same
-arguments): this env's python if it has torch, else the reference virtualenv's
+arguments): this env's python if it has stable-audio-tools, else the reference virtualenv's
 (`harness.settings.reference_python`; built by harness/reference/install_env.sh).
 """
 
@@ -48,12 +48,14 @@ def register(sub) -> None:
 
 
 def cmd_record(args) -> int:
-    """Always a subprocess: this env's python when it has torch, else the reference venv's;
+    """Always a subprocess: this env's python when it has the official code (torch alone, e.g.
+    from the `ports` extra, is not enough), else the reference venv's;
     with the OpenBLAS preload removed (it would replace torch's MKL sgemm) and this source
     tree first on PYTHONPATH. The recorder's one-line errors and exit code pass through."""
     from harness.reference import clean_env
 
-    python = sys.executable if importlib.util.find_spec("torch") else reference_python()
+    python = sys.executable if importlib.util.find_spec("stable_audio_tools") else \
+        reference_python()
     repo = str(Path(__file__).resolve().parents[2])
     env = clean_env(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)

@@ -46,8 +46,9 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds_total of each prompt, comma-separated")
     p.add_argument("--vocab-size", type=int, default=None,
                    help="draw token ids below this (default: the T5 config's; arm-tflite: 32128)")
-    p.add_argument("--detail", choices=("all", "boundaries"), default="all",
-                   help="every intermediate, or conditioner outputs, sampler steps and audio")
+    p.add_argument("--detail", choices=("all", "boundaries", "dit"), default="all",
+                   help="every intermediate; or conditioner outputs, sampler steps and audio; "
+                        "or those plus the T5 blocks and DiT intermediates (full-size goldens)")
     p.add_argument("--force", action="store_true", help="replace an existing case")
 
 
