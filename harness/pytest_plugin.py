@@ -13,7 +13,6 @@ session). `harness.ports.suite` holds the per-stage tests that use them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -96,7 +95,9 @@ def tflite_dir(request) -> Path | None:
 
 @pytest.fixture(scope="session")
 def report_dir(request, tmp_path_factory) -> Path:
-    d = request.config.getoption("--report-dir") or os.environ.get("SAO_REPORT_DIR")
+    from harness.settings import report_dir as configured
+
+    d = request.config.getoption("--report-dir") or configured()
     d = Path(d) if d else tmp_path_factory.mktemp("report")
     d.mkdir(parents=True, exist_ok=True)
     return d

@@ -56,6 +56,12 @@ def audio_system_share() -> Path:
     return Path(os.environ.get("SAO_AUDIO_SYSTEM_SHARE") or "/usr/share")
 
 
+def report_dir() -> Path | None:
+    """Where the suites keep their human-readable reports (pytest's --report-dir wins)."""
+    d = os.environ.get("SAO_REPORT_DIR")
+    return Path(d) if d else None
+
+
 def machine_class_override() -> str | None:
     return os.environ.get("SAO_BENCH_MACHINE_CLASS") or None
 
