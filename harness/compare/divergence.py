@@ -159,7 +159,8 @@ def check_reference_tensors(golden: Golden, names: list[str]) -> None:
 def teacher_forcing(reference: dict[str, np.ndarray], path: Path):
     """Make `tap` hand the reference tensor downstream instead of the module's own output.
 
-    Each name is substituted once (its first call: the DiT at sampler step 0, as recorded).
+    Each name is substituted once, at its first call (the DiT's names carry their sampler
+    step: `capture.sampler_step`).
     `tap` is imported by name into every model module, so each module global bound to it is
     swapped (and restored); active recorders still see the module's own output.
     """
@@ -172,9 +173,7 @@ def teacher_forcing(reference: dict[str, np.ndarray], path: Path):
 
     def forced_tap(module_or_name, x, suffix=None, channels_last=False):
         original(module_or_name, x, suffix, channels_last)
-        name = module_or_name if isinstance(module_or_name, str) else module_or_name._path
-        if suffix:
-            name = f"{name}.{suffix}"
+        name = capture.name_of(module_or_name, suffix)
         ref = reference.get(name)
         if ref is None or name in used:
             return x

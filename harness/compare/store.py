@@ -49,7 +49,7 @@ def group_of(name: str) -> str:
         return "dit"
     if name.startswith("sampler."):
         return "sampler"
-    if name.startswith("pretransform."):
+    if name.startswith(("pretransform.", "output.")):  # output.audio: the decode, returned
         return "vae"
     return "other"
 
