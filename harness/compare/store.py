@@ -46,7 +46,9 @@ def group_of(name: str) -> str:
     if name.startswith("conditioner."):
         return "conditioner"
     if name.startswith("model.model"):
-        return "dit"
+        # at sampler step i >= 1 (`@i`) the DiT's input x carries the sampling error of the
+        # steps before it: those intermediates are judged like the sampler's tensors
+        return "sampler" if "@" in name else "dit"
     if name.startswith("sampler."):
         return "sampler"
     if name.startswith(("pretransform.", "output.")):  # output.audio: the decode, returned

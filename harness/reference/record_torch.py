@@ -125,7 +125,7 @@ def t5_module_names(depth: int, detail: str) -> list[str]:
 
 
 def decoder_module_names(decoder: torch.nn.Module, detail: str) -> list[str]:
-    if detail == "boundaries":
+    if detail != "all":
         return []
     names = []
     for j, layer in enumerate(decoder.layers):
