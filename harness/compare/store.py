@@ -46,9 +46,11 @@ def group_of(name: str) -> str:
     if name.startswith("conditioner."):
         return "conditioner"
     if name.startswith("model.model"):
-        # at sampler step i >= 1 (`@i`) the DiT's input x carries the sampling error of the
-        # steps before it: those intermediates are judged like the sampler's tensors
-        return "sampler" if "@" in name else "dit"
+        # the CFG-combined `model.model.cfg` IS the sampler's v; at sampler step i >= 1 (`@i`)
+        # the DiT's input x carries the sampling error of the steps before it
+        if name.split("@")[0] == "model.model.cfg":
+            return "sampler"
+        return "dit-steps" if "@" in name else "dit"
     if name.startswith("sampler."):
         return "sampler"
     if name.startswith(("pretransform.", "output.")):  # output.audio: the decode, returned

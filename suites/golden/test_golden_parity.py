@@ -23,7 +23,7 @@ from harness.compare.store import (DEFAULT_ROOT, MANIFEST_FILE, build_manifest, 
                                    check_golden, write_golden)
 from harness.errors import BadInput
 
-SMALL_CASE = "tiny-torch-cfg"  # boundaries only (0.3 MB): cheapest to copy and tamper with
+SMALL_CASE = "tiny-torch-cfg"  # one of the small tiny cases: cheap to copy and tamper with
 
 
 def _golden_root(config) -> Path:
