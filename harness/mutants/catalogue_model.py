@@ -21,7 +21,7 @@ from harness.model.conditioner import (LearnedPositionalEmbedding, MultiConditio
 from harness.model.dit import GLU, Attention, DiffusionTransformer, RotaryEmbedding, apply_rotary
 from harness.model.layers import Conv1d, ConvTranspose1d, LayerNorm, SnakeBeta, conv1d_im2col
 from harness.model.sampler import sample as original_sample
-from harness.mutants.core import Mutant, patched, register, replaced_parameters
+from harness.mutants.core import Mutant, patched, register, replaced_parameters, swap
 
 DIT = "model.model"
 BLOCK0 = f"{DIT}.transformer.layers.0"
@@ -37,13 +37,7 @@ def _decoder_modules(model, cls):
     return [m for _, m in model.pretransform.model.decoder.named_modules() if isinstance(m, cls)]
 
 
-def _method(owner, attr, fn):
-    """A mutant that swaps owner.attr for fn."""
-    @contextmanager
-    def apply(model, checkpoint):
-        with patched(owner, attr, fn):
-            yield
-    return apply
+_method = swap  # a mutant that swaps owner.attr for fn
 
 
 # -- VAE decoder --------------------------------------------------------------------------------

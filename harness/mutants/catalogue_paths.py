@@ -20,7 +20,8 @@ from harness.model.dit import ContinuousTransformer, FourierFeatures, RotaryEmbe
 from harness.model.sampler import sample as original_sample
 from harness.model.t5 import T5Attention, T5DenseActDense
 from harness.model.vae import AudioAutoencoder
-from harness.mutants.core import Mutant, patched, register, replaced_parameters
+from harness.mutants.core import Mutant, register, replaced_parameters
+from harness.mutants.core import swap as _method
 
 T5_ENC = "conditioner.conditioners.prompt.model.encoder"
 BLOCK0 = "model.model.transformer.layers.0"
@@ -29,14 +30,6 @@ BLOCK0 = "model.model.transformer.layers.0"
 CHUNK_FRAMES = 128
 # The rotary table of the positions-clamped mutant: the 33 positions of a 32-frame golden.
 ROPE_TABLE = 33
-
-
-def _method(owner, attr, fn):
-    @contextmanager
-    def apply(model, checkpoint):
-        with patched(owner, attr, fn):
-            yield
-    return apply
 
 
 # -- after the decoder ------------------------------------------------------------------------
