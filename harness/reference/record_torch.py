@@ -305,6 +305,7 @@ def record(model, inputs: Inputs, *, steps: int = 8, sampler: str = "pingpong",
         if sampler == "pingpong":
             tape.put(f"sampler.steps.{i}.denoised", denoised[i])
         tape.put(f"sampler.steps.{i}.x", after[i])
+    tape.parts = in_step_order(tape.parts)
 
     vae = model.pretransform.model
     decoder_names = decoder_module_names(vae.decoder, detail)
@@ -315,6 +316,31 @@ def record(model, inputs: Inputs, *, steps: int = 8, sampler: str = "pingpong",
         audio = model.pretransform.decode(out)
     tape.put("output.audio", audio)  # what generate_diffusion_cond returns (pipeline.OUTPUT_AUDIO)
     return tape.tensors()
+
+
+def _step_of(name: str) -> int | None:
+    """Sampler step a sampling-time tensor belongs to (None: not one): DiT intermediates
+    `model.model...[@i]`, `sampler.steps.i.*`; `sampler.t` with step 0's sampler tensors."""
+    if name == "sampler.t":
+        return 0
+    if name.startswith("model.model"):
+        _, at, step = name.partition("@")
+        return int(step) if at else 0
+    if name.startswith("sampler.steps."):
+        return int(name.split(".")[2])
+    return None
+
+
+def in_step_order(parts: OrderedDict) -> OrderedDict:
+    """Execution order: the sampler's tensors of step i right after the DiT's of step i (they
+    are put after sampling), so a first divergence at step i precedes everything of step i+1."""
+    names = list(parts)
+    spans = [i for i, n in enumerate(names) if _step_of(n) is not None]
+    if not spans:
+        return parts
+    head, body = names[:spans[0]], names[spans[0]:spans[-1] + 1]
+    ordered = sorted(body, key=lambda n: (_step_of(n), n.startswith("sampler.")))  # stable
+    return OrderedDict((n, parts[n]) for n in head + ordered + names[spans[-1] + 1:])
 
 
 @contextlib.contextmanager
