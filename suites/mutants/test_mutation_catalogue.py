@@ -108,7 +108,7 @@ def test_whole_catalogue(bench_all):
 def test_cli_json(tmp_path):
     from cli_util import run_cli
 
-    r = run_cli("mutants", "run", "--only", "lr-swapped", "--json")
+    r = run_cli("mutants", "run", "--only", "lr-swapped", "--case", "tiny-torch", "--json")
     assert r.code == 0, r.err
     out = json.loads(r.out)
     assert out["control"]["caught"] is False
