@@ -295,11 +295,17 @@ img{max-width:100%;border:1px solid #ddd} pre{background:#f6f6f6;padding:1em;ove
 caption{caption-side:bottom;font-style:italic;text-align:left;color:#555}"""
 
 
+HTML_OPEN_ROWS = 100  # longer tables are collapsed (still whole) so the plots stay in view
+
+
 def to_html(items: list, images: dict[str, bytes], title: str) -> str:
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{CSS}</style></head><body>"]
     for b in items:
         if isinstance(b, Table):
+            long = len(b.rows) > HTML_OPEN_ROWS  # every-step goldens: hundreds of tensors
+            if long:
+                out.append(f"<details><summary>{len(b.rows)} rows</summary>")
             out.append("<table>")
             if b.caption:
                 out.append(f"<caption>{html.escape(b.caption)}</caption>")
@@ -311,7 +317,7 @@ def to_html(items: list, images: dict[str, bytes], title: str) -> str:
                     cls = f" class='{t}'" if t in ("FAIL", "ERROR", "PASS", "ok") else ""
                     cells.append(f"<td{cls}>{_inline(t)}</td>")
                 out.append("<tr>" + "".join(cells) + "</tr>")
-            out.append("</table>")
+            out.append("</table>" + ("</details>" if long else ""))
         elif isinstance(b, Image):
             data = base64.b64encode(images[b.file]).decode()
             out.append(f"<p><img alt='{html.escape(b.alt)}' src='data:image/png;base64,{data}'>"
