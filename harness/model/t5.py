@@ -165,7 +165,7 @@ class T5Encoder(nn.Module):
 
     def __call__(self, input_ids: mx.array, attention_mask: mx.array) -> mx.array:
         # HF names the encoder's (tied) lookup encoder.embed_tokens
-        embedded = tap(f"{self._path}.encoder.embed_tokens", self.shared(input_ids))
+        embedded = tap(self, self.shared(input_ids), "encoder.embed_tokens")
         out = self.encoder(embedded, attention_mask).astype(mx.float32)
         return tap(self, out)  # last_hidden_state, before the conditioner zeroes padding
 
