@@ -14,7 +14,10 @@ Two runs of `StableAudio.run` on the golden's injected inputs and settings:
 
 A divergence whose module is also out of tolerance on the reference's input is `local` (the
 module itself is wrong); otherwise `inherited` (its input was already off, e.g. error
-amplified from upstream tensors that were still inside tolerance).
+amplified from upstream tensors that were still inside tolerance). "On the reference's input"
+holds only where the golden records every input of the module (`lineage.teacher_forced`):
+elsewhere the replayed module still read the MLX model's own input, and a failure there is
+`local or inherited`, never `local`.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.compare.lineage import teacher_forced
 from harness.compare.metrics import Metrics, measure
 from harness.compare.store import MANIFEST_FILE, TENSORS_FILE, Golden, group_of
 from harness.compare.tolerances import Policy, Tolerance, policy_for
 from harness.errors import BadInput
 
 INPUTS = ("input_ids", "attention_mask", "seconds_total", "noise", "step_noise")
+LOCAL_OR_INHERITED = "local or inherited"
 DTYPES = ("fp32", "fp16")
 
 
@@ -44,6 +49,7 @@ class Row:
     tolerance: Tolerance
     full: Metrics                 # free run vs golden
     local: Metrics                # replay on the golden's own inputs vs golden
+    forced: bool = True           # the golden records every input of the module (lineage)
 
     @property
     def passed(self) -> bool:
@@ -52,6 +58,13 @@ class Row:
     @property
     def local_passed(self) -> bool:
         return self.tolerance.accepts(self.local)
+
+    @property
+    def where(self) -> str:
+        """local / local or inherited / inherited (for a row that failed the free run)."""
+        if self.local_passed:
+            return "inherited"
+        return "local" if self.forced else LOCAL_OR_INHERITED
 
 
 @dataclass
@@ -82,7 +95,7 @@ class CaseResult:
             worst = min(self.rows, key=lambda r: r.full.snr_db - r.tolerance.snr_db)
             return (f"all {len(self.rows)} tensors within tolerance (smallest margin: "
                     f"{worst.name} SNR {worst.full.snr_db:.1f} dB >= {worst.tolerance.snr_db:g} dB)")
-        where = "local" if not first.local_passed else "inherited"
+        where = first.where
         line = f"first divergence: {first.name} ({first.tolerance.why_not(first.full)}), {where}"
         if where == "inherited" and self.first_local is not None:
             fl = self.first_local
@@ -159,7 +172,8 @@ def check_reference_tensors(golden: Golden, names: list[str]) -> None:
 def teacher_forcing(reference: dict[str, np.ndarray], path: Path):
     """Make `tap` hand the reference tensor downstream instead of the module's own output.
 
-    Each name is substituted once (its first call: the DiT at sampler step 0, as recorded).
+    Each name is substituted once, at its first call (the DiT's names carry their sampler
+    step: `capture.sampler_step`).
     `tap` is imported by name into every model module, so each module global bound to it is
     swapped (and restored); active recorders still see the module's own output.
     """
@@ -172,9 +186,7 @@ def teacher_forcing(reference: dict[str, np.ndarray], path: Path):
 
     def forced_tap(module_or_name, x, suffix=None, channels_last=False):
         original(module_or_name, x, suffix, channels_last)
-        name = module_or_name if isinstance(module_or_name, str) else module_or_name._path
-        if suffix:
-            name = f"{name}.{suffix}"
+        name = capture.name_of(module_or_name, suffix)
         ref = reference.get(name)
         if ref is None or name in used:
             return x
@@ -254,8 +266,10 @@ def compare_golden(model, golden: Golden, *, dtype: str = "fp32",
         if got.dtype.kind != "f":
             raise BadInput(tpath, f"tensor {n}: golden {ref.dtype.name}, model {got.dtype.name}")
     replayed = run_model(model, golden, names, replay=True)
+    recorded = set(names)
     rows = [Row(n, group_of(n), tuple(golden[n].shape), tolerances[n],
-                measure(free[n], golden[n]), measure(replayed[n], golden[n])) for n in names]
+                measure(free[n], golden[n]), measure(replayed[n], golden[n]),
+                teacher_forced(n, names, recorded)) for n in names]
     return CaseResult(golden.case, golden.producer, dtype, policy, rows, list(notes or []))
 
 

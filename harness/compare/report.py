@@ -16,7 +16,8 @@ def _row_json(r: Row) -> dict:
             "tolerance": {"snr_db": r.tolerance.snr_db, "cosine": r.tolerance.cosine,
                           "measured_db": r.tolerance.measured_db},
             "metrics": r.full.to_dict(), "passed": r.passed,
-            "replay": r.local.to_dict(), "replay_passed": r.local_passed}
+            "replay": r.local.to_dict(), "replay_passed": r.local_passed,
+            "teacher_forced": r.forced}
 
 
 def to_json(result: CaseResult) -> dict:
@@ -29,7 +30,7 @@ def to_json(result: CaseResult) -> dict:
             "passed": result.passed,
             "verdict": result.verdict(),
             "first_divergence": None if first is None else {
-                "name": first.name, "where": "local" if not first.local_passed else "inherited",
+                "name": first.name, "where": first.where,
                 "reason": first.tolerance.why_not(first.full)},
             "notes": result.notes, "tensors": [_row_json(r) for r in result.rows]}
 
@@ -48,10 +49,12 @@ def to_markdown(result: CaseResult, plot: str | None = None) -> str:
     if plot:
         lines += [f"![per-layer SNR against the golden]({plot})", ""]
     lines += [f"<details><summary>{len(result.rows)} tensors in execution order</summary>", "",
-              "replay = the MLX module run on the golden's own input to it (teacher forcing).", "",
+              "replay = the MLX module run on the golden's own input to it (teacher forcing); "
+              "forced = the golden records every input of the module (else a replay failure "
+              "is 'local or inherited').", "",
               "| # | tensor | shape | SNR dB | floor dB | cosine | max abs | max rel | ok "
-              "| replay SNR dB | replay ok |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| replay SNR dB | replay ok | forced |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     first = result.first
     for i, r in enumerate(result.rows):
         name = f"**{r.name}**" if r is first else r.name
@@ -59,6 +62,6 @@ def to_markdown(result: CaseResult, plot: str | None = None) -> str:
             f"| {i} | {name} | {'x'.join(map(str, r.shape))} | {_db(r.full.snr_db)} | "
             f"{r.tolerance.snr_db:g} | {r.full.cosine:.10f} | {r.full.max_abs:.3g} | "
             f"{r.full.max_rel:.3g} | {'yes' if r.passed else 'NO'} | {_db(r.local.snr_db)} | "
-            f"{'yes' if r.local_passed else 'NO'} |")
+            f"{'yes' if r.local_passed else 'NO'} | {'yes' if r.forced else 'no'} |")
     lines += ["", "</details>"]
     return "\n".join(lines) + "\n"

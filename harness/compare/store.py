@@ -47,10 +47,14 @@ def group_of(name: str) -> str:
     if name.startswith("conditioner."):
         return "conditioner"
     if name.startswith("model.model"):
-        return "dit"
+        # the CFG-combined `model.model.cfg` IS the sampler's v; at sampler step i >= 1 (`@i`)
+        # the DiT's input x carries the sampling error of the steps before it
+        if name.split("@")[0] == "model.model.cfg":
+            return "sampler"
+        return "dit-steps" if "@" in name else "dit"
     if name.startswith("sampler."):
         return "sampler"
-    if name.startswith("pretransform."):
+    if name.startswith(("pretransform.", "output.")):  # output.audio: the decode, returned
         return "vae"
     return "other"
 

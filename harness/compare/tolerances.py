@@ -2,7 +2,7 @@
 tensor group.
 
 Criterion, the same everywhere: per tensor, SNR = 10·log10(Σref² / Σ(ref - mlx)²) must be
->= the floor of the tensor's group (store.group_of: t5, conditioner, dit, sampler, vae), and
+>= the floor of the tensor's group (store.group_of: t5, conditioner, dit, dit-steps, sampler, vae), and
 the cosine >= 1 - ½·10^(-floor/10), the cosine an error exactly at the SNR floor gives when it
 is orthogonal to the reference (so the cosine never rejects what the SNR floor accepts; it is
 the scale-blind second reading of the same error, and a failure message names the SNR).
@@ -72,7 +72,13 @@ class Policy:
     calibrated: bool = True  # False: CPU floors minus the uncalibrated-device allowance
 
     def tolerance(self, name: str) -> Tolerance | None:
-        return self.groups.get(group_of(name))
+        group = group_of(name)
+        return self.groups.get(group, self.groups.get(FALLBACK.get(group, group)))
+
+
+# A group a policy has not measured is judged by the floor of the group it derives from: the
+# DiT's intermediates at sampler steps >= 1 by the sampler's (their input is its x).
+FALLBACK = {"dit-steps": "sampler"}
 
 
 # -- fp32 goldens vs MLX fp32 ------------------------------------------------------------------
@@ -101,12 +107,16 @@ FP32 = {
 # the tiny synth (manifest weights.preset == "tiny") get floors from the tiny columns, same
 # rule: t5 min(127.5, 123.9), conditioner min(126.9, 124.2), dit min(121.1, 120.9), sampler
 # min(120.4, cfg 111.4), vae min(96.3, cfg 87.4); re-measured after the fastmath kernels
-# (MLX vs torch / LiteRT, all four tiny cases).
+# (MLX vs torch / LiteRT, all four tiny cases). Re-measured with the per-sublayer T5 and
+# every-step DiT goldens (tiny-torch, -euler, -cfg, -long): t5 120.9 (block 1's
+# SelfAttention sublayer), dit 121.5; the DiT's intermediates at steps >= 1 (group
+# dit-steps, their input x carrying the sampling error) 116.6 (tiny-torch, layers.1.ff@6).
 FP32_TINY = {
-    "t5": Tolerance(110.0, 123.9),           # margin 13.9 dB
+    "t5": Tolerance(110.0, 120.9),           # margin 10.9 dB
     "conditioner": Tolerance(110.0, 124.2),  # margin 14.2 dB
     "dit": Tolerance(110.0, 120.9),          # margin 10.9 dB
     "sampler": Tolerance(100.0, 111.4),      # margin 11.4 dB
+    "dit-steps": Tolerance(105.0, 116.6),    # margin 11.6 dB
     "vae": Tolerance(75.0, 87.4),            # margin 12.4 dB
 }
 

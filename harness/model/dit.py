@@ -136,8 +136,11 @@ class TransformerBlock(nn.Module):
         self.ff = FeedForward(dim, cfg.ff_mult)
 
     def __call__(self, x, context, rotary):
+        # the residual stream is recorded as the input of the norm that reads it next
         x = x + self.self_attn(self.pre_norm(x), rotary=rotary)
+        x = tap(self.cross_attend_norm, x, "input")
         x = x + self.cross_attn(self.cross_attend_norm(x), context=context)
+        x = tap(self.ff_norm, x, "input")
         x = x + self.ff(self.ff_norm(x))
         return tap(self, x)
 
@@ -152,7 +155,7 @@ class ContinuousTransformer(nn.Module):
         self.layers = [TransformerBlock(cfg, dim_context) for _ in range(cfg.depth)]
 
     def __call__(self, x, prepend, context):
-        x = mx.concatenate([prepend, self.project_in(x)], axis=1)
+        x = tap(self.layers[0], mx.concatenate([prepend, self.project_in(x)], axis=1), "input")
         rotary = self.rotary_pos_emb.freqs(x.shape[1])  # positions count the prepended token
         for layer in self.layers:
             x = layer(x, context, rotary)
@@ -190,7 +193,7 @@ class DiffusionTransformer(nn.Module):
         prepend = (global_embed + t_embed)[:, None, :]
 
         x = x.swapaxes(1, 2)  # (B, T, C)
-        x = self.preprocess_conv(x) + x
+        x = tap(self.transformer, self.preprocess_conv(x) + x, "input")
         out = self.transformer(x, prepend, cond)
         out = out[:, 1:, :]  # drop the global token
         out = self.postprocess_conv(out) + out

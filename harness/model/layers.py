@@ -19,7 +19,7 @@ class LayerNorm(nn.Module):
         self.eps = eps
 
     def __call__(self, x):
-        return mx.fast.layer_norm(x, self.gamma, self.beta, self.eps)
+        return tap(self, mx.fast.layer_norm(x, self.gamma, self.beta, self.eps))
 
 
 class SnakeBeta(nn.Module):

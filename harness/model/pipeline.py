@@ -15,12 +15,17 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from harness.model.capture import set_paths
+from harness.model.capture import set_paths, tap
 from harness.model.conditioner import MultiConditioner
 from harness.model.config import ModelConfig
 from harness.model.dit import DiffusionTransformer
 from harness.model.sampler import cfg_denoiser, logsnr_schedule, sample
 from harness.model.vae import AudioAutoencoder
+
+
+# The planar audio the public `run`/`generate` path returns (what a WAV writer gets), recorded
+# under this name by the golden recorders too.
+OUTPUT_AUDIO = "output.audio"
 
 
 class _Wrapper(nn.Module):
@@ -89,7 +94,7 @@ class StableAudio(nn.Module):
         noise = None if step_noise is None else [mx.array(np.asarray(n)) for n in step_noise]
         latents = sample(denoise, mx.array(np.asarray(init_noise, np.float32)),
                          logsnr_schedule(steps), sampler, noise, on_step=on_step)
-        return latents, (self.vae.decode(latents) if decode else None)
+        return latents, (tap(OUTPUT_AUDIO, self.vae.decode(latents)) if decode else None)
 
     def generate(self, input_ids, attention_mask, seconds_total: float, *, steps: int = 8,
                  sampler: str = "pingpong", cfg_scale: float = 1.0, seed: int = 99,
@@ -118,7 +123,7 @@ class StableAudio(nn.Module):
         timings["sampling"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        audio = self.vae.decode(latents)
+        audio = tap(OUTPUT_AUDIO, self.vae.decode(latents))
         mx.eval(audio)
         timings["decode"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0

@@ -11,7 +11,7 @@ from typing import Callable
 import mlx.core as mx
 import numpy as np
 
-from harness.model.capture import tap
+from harness.model.capture import sampler_step, tap
 
 Denoiser = Callable[[mx.array, mx.array], mx.array]
 SAMPLERS = ("pingpong", "euler")
@@ -43,7 +43,7 @@ def cfg_denoiser(dit, cross, global_cond, cfg_scale: float, scale_phi: float = 0
         if scale_phi != 0.0:
             ratio = cond.std(axis=1, keepdims=True) / v.std(axis=1, keepdims=True)
             v = scale_phi * (v * ratio) + (1 - scale_phi) * v
-        return v
+        return tap(dit, v, "cfg")  # the official DiT.forward's output; `model.model` is 2B
 
     return denoise
 
@@ -64,7 +64,9 @@ def sample(denoise: Denoiser, x: mx.array, t: np.ndarray, sampler: str = "pingpo
     ones = mx.ones((x.shape[0],), dtype=x.dtype)
     for i in range(steps):
         t_i, t_next = float(t[i]), float(t[i + 1])
-        v = tap(f"sampler.steps.{i}.v", denoise(x, ones * t_i))
+        with sampler_step(i):  # the DiT's intermediates are recorded under this step
+            v = denoise(x, ones * t_i)
+        v = tap(f"sampler.steps.{i}.v", v)
         if sampler == "euler":
             x = x + (t_next - t_i) * v
         else:

@@ -73,7 +73,8 @@ class T5Attention(nn.Module):
     def compute_bias(self, length: int) -> mx.array:
         """Position bias (1, heads, length, length): bias[h, q, k] = table[bucket(k - q), h]."""
         buckets = _bucket_grid(length, self.num_buckets, self.max_distance)
-        return self.relative_attention_bias(buckets).transpose(2, 0, 1)[None]
+        table = tap(self.relative_attention_bias, self.relative_attention_bias(buckets))
+        return table.transpose(2, 0, 1)[None]
 
     def __call__(self, x: mx.array, bias: mx.array) -> mx.array:
         B, L, _ = x.shape
@@ -94,7 +95,8 @@ class T5LayerSelfAttention(nn.Module):
         self.layer_norm = nn.RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
 
     def __call__(self, x: mx.array, bias: mx.array) -> mx.array:
-        return x + self.SelfAttention(self.layer_norm(x), bias)
+        h = tap(self.layer_norm, self.layer_norm(x))
+        return tap(self, x + tap(self.SelfAttention, self.SelfAttention(h, bias)))
 
 
 class T5DenseActDense(nn.Module):
@@ -114,7 +116,8 @@ class T5LayerFF(nn.Module):
         self.layer_norm = nn.RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
 
     def __call__(self, x: mx.array) -> mx.array:
-        return x + self.DenseReluDense(self.layer_norm(x))
+        h = tap(self.layer_norm, self.layer_norm(x))
+        return x + tap(self.DenseReluDense, self.DenseReluDense(h))
 
 
 class T5Block(nn.Module):
@@ -141,7 +144,7 @@ class T5Stack(nn.Module):
         bias = bias + neg[:, None, None, :]
         for blk in self.block:
             x = blk(x, bias)
-        return self.final_layer_norm(x)
+        return tap(self.final_layer_norm, self.final_layer_norm(x))
 
 
 class T5Encoder(nn.Module):
@@ -161,7 +164,9 @@ class T5Encoder(nn.Module):
         self.encoder = T5Stack(cfg)
 
     def __call__(self, input_ids: mx.array, attention_mask: mx.array) -> mx.array:
-        out = self.encoder(self.shared(input_ids), attention_mask).astype(mx.float32)
+        # HF names the encoder's (tied) lookup encoder.embed_tokens
+        embedded = tap(self, self.shared(input_ids), "encoder.embed_tokens")
+        out = self.encoder(embedded, attention_mask).astype(mx.float32)
         return tap(self, out)  # last_hidden_state, before the conditioner zeroes padding
 
     @staticmethod

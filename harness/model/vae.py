@@ -107,8 +107,12 @@ class AudioAutoencoder(nn.Module):
         self.latent_dim = cfg.latent_dim
 
     def decode(self, latents):
-        """latents (B, latent_dim, T) -> planar audio (B, channels, T * ratio)."""
-        return self.decoder(latents.swapaxes(1, 2)).swapaxes(1, 2)
+        """latents (B, latent_dim, T) -> planar audio (B, channels, T * ratio).
+
+        Recorded: the decoder's input after the layout step, and the whole decode's output
+        (the official `decode_audio`, where any chunking and stitching belongs)."""
+        x = tap(self.decoder, latents.swapaxes(1, 2), "input", channels_last=True)
+        return tap(self, self.decoder(x).swapaxes(1, 2))
 
     def encode(self, audio, noise=None):
         """audio (B, channels, N) -> latents (B, latent_dim, N / ratio).

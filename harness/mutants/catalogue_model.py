@@ -21,7 +21,7 @@ from harness.model.conditioner import (LearnedPositionalEmbedding, MultiConditio
 from harness.model.dit import GLU, Attention, DiffusionTransformer, RotaryEmbedding, apply_rotary
 from harness.model.layers import Conv1d, ConvTranspose1d, LayerNorm, SnakeBeta, conv1d_im2col
 from harness.model.sampler import sample as original_sample
-from harness.mutants.core import Mutant, patched, register, replaced_parameters
+from harness.mutants.core import Mutant, patched, register, replaced_parameters, swap
 
 DIT = "model.model"
 BLOCK0 = f"{DIT}.transformer.layers.0"
@@ -37,13 +37,7 @@ def _decoder_modules(model, cls):
     return [m for _, m in model.pretransform.model.decoder.named_modules() if isinstance(m, cls)]
 
 
-def _method(owner, attr, fn):
-    """A mutant that swaps owner.attr for fn."""
-    @contextmanager
-    def apply(model, checkpoint):
-        with patched(owner, attr, fn):
-            yield
-    return apply
+_method = swap  # a mutant that swaps owner.attr for fn
 
 
 # -- VAE decoder --------------------------------------------------------------------------------
@@ -111,7 +105,8 @@ def _fp16_decoder(model, checkpoint):
     vae = model.pretransform.model
 
     def decode16(latents):
-        return dec(latents.astype(mx.float16).swapaxes(1, 2)).swapaxes(1, 2)
+        x = tap(dec, latents.astype(mx.float16).swapaxes(1, 2), "input", channels_last=True)
+        return tap(vae, dec(x).swapaxes(1, 2))
 
     with replaced_parameters(changes), patched(vae, "decode", decode16):
         yield
@@ -192,7 +187,7 @@ def _dit_no_preprocess_residual(self, x, t, cross_attn_cond, global_cond):
                         "to_timestep_embed", self)
     prepend = (global_embed + t_embed)[:, None, :]
     x = x.swapaxes(1, 2)
-    x = self.preprocess_conv(x)  # BUG: "+ x" (the residual) forgotten
+    x = tap(self.transformer, self.preprocess_conv(x), "input")  # BUG: "+ x" forgotten
     out = self.transformer(x, prepend, cond)[:, 1:, :]
     out = self.postprocess_conv(out) + out
     return tap(self, out.swapaxes(1, 2))
@@ -244,7 +239,8 @@ def _cfg_always(dit, cross, global_cond, cfg_scale, scale_phi=0.0):
     def denoise(x, t):
         cond = dit(x, t, cross, global_cond)
         uncond = dit(x, t, mx.zeros_like(cross), global_cond)
-        return cond + (cond - uncond) * cfg_scale  # BUG: extrapolates from cond: 2c - u at 1
+        v = cond + (cond - uncond) * cfg_scale  # BUG: extrapolates from cond: 2c - u at 1
+        return tap(dit, v, "cfg")
     return denoise
 
 
@@ -280,11 +276,11 @@ MUTANTS = [
     Mutant("snake-no-exp", f"{DECODER}.layers.1.layers.0",
            "snake alpha/beta used without exp(): 1/beta blows up near beta = 0: harsh "
            "distortion, loud broadband noise, clipping", _method(SnakeBeta, "__call__", _snake_no_exp)),
-    Mutant("fp16-vae-overflow", f"{DECODER}.layers.0",
+    Mutant("fp16-vae-overflow", f"{DECODER}.input",
            "VAE run in float16 without a guard: on the full model activations pass 65504 and "
            "the clip turns to inf/NaN (silence or a burst); the tiny model stays finite and "
-           "shows only the fp16 rounding (67.6 dB at decoder.layers.0 vs the tiny 75 dB "
-           "floor), inaudible there", _fp16_decoder, audible=False),
+           "shows only the fp16 rounding (of the latents first: the decoder's input, below the "
+           "tiny 75 dB floor), inaudible there", _fp16_decoder, audible=False),
     Mutant("rope-all-dims", f"{BLOCK0}.self_attn.q_rotary",
            "RoPE over all head dims with the wrong frequency ladder: position mixed into the "
            "content half of every head: rhythm drifts, smeared transients", _rope_all_dims),
@@ -299,10 +295,10 @@ MUTANTS = [
     Mutant("glu-value-gate-swapped", f"{BLOCK0}.ff",
            "GLU gates the wrong half: every feed-forward layer computes a different function: "
            "noise-like, prompt-agnostic output", _method(GLU, "__call__", _glu_swapped)),
-    Mutant("layernorm-eps-1e-6-vs-1e-5", f"{BLOCK0}.self_attn",
+    Mutant("layernorm-eps-1e-6-vs-1e-5", f"{BLOCK0}.pre_norm",
            "block LayerNorms (pre/cross/ff norm) with eps 1e-6 where the official is 1e-5: "
-           "inaudible; the goldens see it against the tiny floors only (106.8 dB at the first "
-           "consumer of pre_norm, which records no output of its own, vs 110 dB)",
+           "inaudible; the goldens see it against the tiny floors only (at pre_norm's own "
+           "output, vs 110 dB)",
            _block_norm_eps, audible=False),
     Mutant("qk-norm-eps-1e-5-vs-1e-6", f"{BLOCK0}.self_attn.q_norm",
            "qk LayerNorm eps 1e-5 where the official is 1e-6: inaudible; the goldens see it "
@@ -314,11 +310,11 @@ MUTANTS = [
     Mutant("square-weight-transposed", f"{BLOCK0}.self_attn",
            "a square (dim x dim) attention output projection loaded transposed (no shape "
            "error to warn): heads mixed wrongly: garbled, noisy texture", _square_transposed),
-    Mutant("preprocess-conv-no-residual", f"{DIT}.transformer.project_in",
+    Mutant("preprocess-conv-no-residual", f"{DIT}.transformer.input",
            "the 1x1 preprocess conv replaces the latent instead of adding to it: the noisy "
            "latent reaches the transformer distorted: wrong denoising, hiss and mush",
            _method(DiffusionTransformer, "__call__", _dit_no_preprocess_residual)),
-    Mutant("t5-128-tokens", "conditioner.conditioners.prompt.model.encoder.block.0",
+    Mutant("t5-128-tokens", "conditioner.conditioners.prompt.model.encoder.embed_tokens",
            "prompt tokenized to 128 instead of 64: cross-attention over 64 extra (zero) "
            "tokens dilutes the prompt: weaker prompt adherence",
            _method(T5Conditioner, "__call__", _t5_128_tokens)),

@@ -22,6 +22,9 @@ def register(sub) -> None:
                                     "audio and WAV checks; the unmutated model runs too")
     r.add_argument("--only", action="extend", nargs="+", metavar="NAME",
                    help="run only these mutants (the unmutated control always runs)")
+    r.add_argument("--case", action="append", metavar="CASE",
+                   help="compare with only these golden cases (default: every tiny torch case: "
+                        "tiny-torch, -euler, -cfg, -long); tiny-torch always runs")
     r.add_argument("--json", action="store_true")
     add_device_argument(r)
     r.set_defaults(func=cmd_run)
@@ -45,10 +48,16 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from harness.mutants.run import run_catalogue
+    from harness.mutants.run import CASES, Bench, run_catalogue
 
     t0 = time.perf_counter()
-    control, *mutants = run_catalogue(args.only)
+    unknown = sorted(set(args.case or ()) - set(CASES))
+    if unknown:
+        from harness.errors import BadInput
+
+        raise BadInput(None, f"--case {unknown[0]}: not one of {', '.join(CASES)}")
+    bench = Bench(cases=tuple(args.case)) if args.case else None
+    control, *mutants = run_catalogue(args.only, bench)
     seconds = time.perf_counter() - t0
     survived = [o.name for o in mutants if not o.caught]
     localized = sum(o.localized for o in mutants)
@@ -72,7 +81,8 @@ def cmd_run(args) -> int:
             loc = "ok" if o.localized else "MISPLACED"
             heard = ("heard" if o.heard else "UNHEARD") if o.audible else "inaudible"
             print(f"{o.name}: {state} by {', '.join(o.caught_by) or '-'} -> {o.localized_to} "
-                  f"({o.where}) expected {o.expected_module} [{loc}, {heard}]")
+                  f"({o.where}{', ' + o.case if o.case else ''}) expected {o.expected_module} "
+                  f"[{loc}, {heard}]")
         print(f"{len(mutants) - len(survived)}/{len(mutants)} caught, {localized}/{len(mutants)} "
               f"localized, {audible - len(unheard)}/{audible} audible ones heard, {seconds:.1f} s")
     return 0 if passed else 1

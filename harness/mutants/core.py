@@ -60,6 +60,15 @@ def patched(owner, attr: str, value) -> Iterator[None]:
             setattr(owner, attr, old)
 
 
+def swap(owner, attr: str, fn) -> Callable[..., ContextManager[None]]:
+    """A mutant's `apply` that swaps owner.attr for fn while it is active."""
+    @contextmanager
+    def apply(model, checkpoint):
+        with patched(owner, attr, fn):
+            yield
+    return apply
+
+
 @contextmanager
 def replaced_parameters(changes: list[tuple]) -> Iterator[None]:
     """[(module, parameter name, new mx.array)]: swap parameters in, restore the originals.

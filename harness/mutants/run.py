@@ -2,16 +2,20 @@
 
 Three kinds of check, each run with the mutant applied:
 
-- golden: `compare_golden` on the committed tiny-torch golden (every intermediate). It names
-  the first diverging module and whether it is local. A mutant that changes a tensor's shape
-  (or drops one) makes the comparison refuse the run with BadInput naming the tensor: that
-  counts as caught there, `structural`.
+- golden: `compare_golden` on every committed tiny torch golden (`CASES`: pingpong with every
+  intermediate at every step, euler, CFG, and a long input). It names the first diverging
+  module and whether it is local (teacher-forced: the golden records the module's inputs),
+  local or inherited, or inherited. Of the cases that fail, the first with a local verdict
+  localizes the mutant (an euler- or CFG-only bug fails only its case; a long-input bug only
+  the long one). A mutant that changes a tensor's shape (or drops one) makes the comparison
+  refuse the run with BadInput naming the tensor: that counts as caught there, `structural`.
 - audio: what a listener would get: the model generates a clip long enough for every audio
   metric (`AUDIO_FRAMES` latent frames, fixed inputs), `write_wav` writes it and it is read
   back; `check_audio` runs on it with the unmutated model's clip as the reference. Synthetic
   tiny weights make noise-like audio that fails some music thresholds by itself (DC, the
   1378/5512 Hz stride combs), so only the checks the clean clip passes count (`heard_by`).
-- wav: the golden-length audio written and read back must equal the planar audio; a real
+- wav: each case's audio, as the pipeline returns it, written and read back must equal the
+  planar audio AND the reference's `output.audio` within the golden's tolerance; a real
   music clip (if the corpus is installed) is written the same way and `check_audio`ed against
   the clip, so speed and channel faults are named on music too.
 
@@ -32,7 +36,11 @@ from harness.errors import BadInput
 from harness.mutants import CATALOGUE, catalogue_io
 from harness.mutants.core import Mutant
 
+OUTPUT_AUDIO = "output.audio"  # harness.model.pipeline.OUTPUT_AUDIO (imported lazily there)
+
 CASE = "tiny-torch"
+# Golden cases every mutant is compared with, in this order (CASE required, others if stored).
+CASES = (CASE, "tiny-torch-euler", "tiny-torch-cfg", "tiny-torch-long")
 AUDIO_SEED = 1
 MUSIC = ("noiz2sa", "stg0", 3.0)
 CONTROL = "unmutated"
@@ -48,8 +56,10 @@ class Outcome:
     caught_by: list[str] = field(default_factory=list)
     heard_by: list[str] = field(default_factory=list)   # audio checks on its own output
     localized_to: str | None = None
-    where: str | None = None       # local / inherited / structural / wav
-    golden: str = ""               # the comparison's verdict
+    where: str | None = None       # local / local or inherited / inherited / structural / wav
+    golden: str = ""               # the localizing comparison's verdict
+    case: str | None = None        # the golden case that localized it
+    verdicts: dict[str, str] = field(default_factory=dict)  # every case's verdict
     seconds: float = 0.0
 
     @property
@@ -61,13 +71,19 @@ class Outcome:
         return bool(self.heard_by)
 
     @property
+    def module(self) -> str | None:
+        """The localized module without its sampler step (`...timestep_features@3`)."""
+        return None if self.localized_to is None else self.localized_to.split("@")[0]
+
+    @property
     def localized(self) -> bool:
-        return self.localized_to == self.expected_module
+        return self.module == self.expected_module
 
     def to_dict(self) -> dict:
         return {"name": self.name, "caught": self.caught, "caught_by": self.caught_by,
                 "localized_to": self.localized_to, "expected_module": self.expected_module,
-                "where": self.where, "golden": self.golden, "symptom": self.symptom,
+                "where": self.where, "golden": self.golden, "case": self.case,
+                "verdicts": self.verdicts, "symptom": self.symptom,
                 "audible": self.audible, "heard": self.heard, "heard_by": self.heard_by,
                 "seconds": round(self.seconds, 3)}
 
@@ -75,9 +91,11 @@ class Outcome:
 class Bench:
     """The tiny model, its golden, the reference audio and the clean baseline, built once."""
 
-    def __init__(self, checkpoint: Path | None = None, golden_root: Path | None = None):
+    def __init__(self, checkpoint: Path | None = None, golden_root: Path | None = None,
+                 cases: tuple[str, ...] = CASES):
         """checkpoint: the seeded tiny one the goldens were recorded from (default: written
-        afresh, so a stale user cache cannot be picked up)."""
+        afresh, so a stale user cache cannot be picked up); cases: the golden cases to
+        compare with (CASE is always among them)."""
         from harness.compare.divergence import verify_weights
         from harness.compare.store import DEFAULT_ROOT, load_golden
         from harness.weights.load import load_model
@@ -89,8 +107,11 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="sao-mutants-"))
         checkpoint = checkpoint or write_checkpoint("tiny", 0, self.tmp / "tiny-seed0")
         self.model, self.ckpt = load_model(checkpoint)
-        self.golden = load_golden(CASE, root)
-        verify_weights(self.golden, self.ckpt)
+        wanted = (CASE,) + tuple(c for c in cases if c != CASE)
+        self.goldens = {c: load_golden(c, root) for c in wanted if (root / c).is_dir()}
+        for g in self.goldens.values():
+            verify_weights(g, self.ckpt)
+        self.golden = self.goldens[CASE]
         self.sr = self.model.config.sample_rate
         g = self.golden
         self.ids, self.mask = g["input.input_ids"], g["input.attention_mask"]
@@ -123,9 +144,19 @@ class Bench:
         _, audio = self.model.run(ids, mask, secs, noise, step_noise)
         return np.array(audio.astype(mx.float32))
 
-    def generate(self) -> np.ndarray:
-        """The golden's inputs: (B, 2, N)."""
-        return self._run(self.ids, self.mask, self.secs, self.noise, self.step_noise)
+    def generate(self, golden=None) -> np.ndarray:
+        """A golden's inputs and settings (default: CASE's): (B, 2, N)."""
+        from harness.compare.divergence import settings_of
+
+        g = golden or self.golden
+        steps, sampler, cfg_scale = settings_of(g)
+        import mlx.core as mx
+
+        _, audio = self.model.run(g["input.input_ids"], g["input.attention_mask"],
+                                  g["input.seconds_total"], g["input.noise"],
+                                  list(g["input.step_noise"]), steps=steps, sampler=sampler,
+                                  cfg_scale=cfg_scale)
+        return np.array(audio.astype(mx.float32))
 
     def generate_clip(self) -> np.ndarray:
         """The first (only) clip of the audio inputs, planar (2, N)."""
@@ -138,21 +169,26 @@ class Bench:
     def golden_check(self, out: Outcome) -> None:
         from harness.compare.divergence import compare_golden
 
-        try:
-            result = compare_golden(self.model, self.golden)
-        except BadInput as e:  # shape change or a missing tensor: caught, named in the message
-            found = _TENSOR.search(e.problem)
-            if found is None:
-                raise
-            out.caught_by.append("golden")
-            out.localized_to, out.where = found.group(1), "structural"
-            out.golden = f"refused: {e.problem}"
+        failed = []  # (case, module, where, verdict) of each failing case, in CASES order
+        for case, golden in self.goldens.items():
+            try:
+                result = compare_golden(self.model, golden)
+            except BadInput as e:  # shape change or a missing tensor: named in the message
+                found = _TENSOR.search(e.problem)
+                if found is None:
+                    raise
+                out.verdicts[case] = f"refused: {e.problem}"
+                failed.append((case, found.group(1), "structural", out.verdicts[case]))
+                continue
+            out.verdicts[case] = result.verdict()
+            if not result.passed:
+                failed.append((case, result.first.name, result.first.where, out.verdicts[case]))
+        if not failed:
+            out.golden = out.verdicts[CASE]
             return
-        out.golden = result.verdict()
-        if not result.passed:
-            out.caught_by.append("golden")
-            out.localized_to = result.first.name
-            out.where = "local" if not result.first.local_passed else "inherited"
+        out.caught_by.append("golden")
+        chosen = next((f for f in failed if f[2] in ("local", "structural")), failed[0])
+        out.case, out.localized_to, out.where, out.golden = chosen
 
     def audio_check(self, out: Outcome) -> None:
         from harness.audio.check import check_audio
@@ -168,17 +204,21 @@ class Bench:
         out.heard_by = [n for n in failed if n in self.audio_applicable]
         out.caught_by += [f"audio:{n}" for n in out.heard_by]
 
-    def wav_check(self, out: Outcome, audio: np.ndarray) -> None:
+    def wav_check(self, out: Outcome) -> None:
         from harness.audio.check import check_audio
         from harness.audio.io import load
         from harness.model import commands
 
         failed: set[str] = set()
-        for i, a in enumerate(audio):
-            back = self._roundtrip(commands, a, f"clip{i}.wav", load)
-            if back.shape == a.shape and np.array_equal(back, a, equal_nan=True):
-                continue  # the writer kept the model's audio bit for bit: nothing more to hear
-            failed.add("roundtrip")
+        for case, golden in self.goldens.items():
+            audio = self.generate(golden)
+            reference = golden.tensors.get(OUTPUT_AUDIO)
+            for i, a in enumerate(audio):
+                back = self._roundtrip(commands, a, f"clip{i}.wav", load)
+                if not (back.shape == a.shape and np.array_equal(back, a, equal_nan=True)):
+                    failed.add("roundtrip")
+                if reference is not None and not _matches(back, reference[i], golden):
+                    failed.add(f"golden:{case}")
         if self.music is not None:
             back = self._roundtrip(commands, self.music, "music.wav", load)
             if not np.array_equal(back, self.music):
@@ -214,7 +254,18 @@ class Bench:
     def _checks(self, out: Outcome) -> None:
         self.golden_check(out)
         self.audio_check(out)
-        self.wav_check(out, self.generate())
+        self.wav_check(out)
+
+
+def _matches(back: np.ndarray, reference: np.ndarray, golden) -> bool:
+    """The WAV as read back vs the reference's returned audio, under the golden's policy."""
+    from harness.compare.metrics import measure
+    from harness.compare.tolerances import policy_for
+
+    if back.shape != reference.shape:
+        return False
+    tol = policy_for(golden.producer, "fp32", golden.preset).tolerance(OUTPUT_AUDIO)
+    return tol.accepts(measure(back, reference))
 
 
 def _music_clip() -> np.ndarray | None:

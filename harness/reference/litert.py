@@ -275,7 +275,7 @@ def record(model, inputs: Inputs, torch_tensors: "OrderedDict[str, np.ndarray]",
     paths, maps = export(model, workdir, frames, max_length)
     pipe = Pipeline(paths, preserve_all=True)
     wanted = {name: (1, *a.shape[1:]) for name, a in torch_tensors.items()
-              if not name.startswith(("input.", "sampler."))}
+              if not name.startswith(("input.", "sampler.")) and "@" not in name}
     per_item: dict[str, list[np.ndarray]] = {}
 
     def on_call(stage, b, step):

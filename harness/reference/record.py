@@ -46,9 +46,14 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds_total of each prompt, comma-separated")
     p.add_argument("--vocab-size", type=int, default=None,
                    help="draw token ids below this (default: the T5 config's; arm-tflite: 32128)")
-    p.add_argument("--detail", choices=("all", "boundaries", "dit"), default="all",
-                   help="every intermediate; or conditioner outputs, sampler steps and audio; "
-                        "or those plus the T5 blocks and DiT intermediates (full-size goldens)")
+    p.add_argument("--detail", choices=("all", "long", "dit", "boundaries"), default="all",
+                   help="every intermediate; `long`: boundaries plus block 0's q/k path and the "
+                        "decode's input and output (for long inputs); `dit`: boundaries plus the "
+                        "T5 blocks and the DiT intermediates (full-size goldens); `boundaries`: "
+                        "conditioner outputs, sampler steps and audio")
+    p.add_argument("--dit-steps", type=int, default=None,
+                   help="record the DiT's intermediates at the first N sampler steps "
+                        "(default: every step)")
     p.add_argument("--force", action="store_true", help="replace an existing case")
 
 
@@ -77,6 +82,8 @@ def run(args) -> Path:
     from harness.reference.checkpoint import read_checkpoint
     from harness.reference.inputs import make_inputs
 
+    if args.dit_steps is not None and args.dit_steps < 0:
+        raise BadInput(None, f"--dit-steps must be >= 0, got {args.dit_steps}")
     lengths = [int(v) for v in _floats(args.lengths, "lengths")]
     seconds = _floats(args.seconds, "seconds")
     if args.producer == "arm-tflite":
@@ -130,7 +137,9 @@ def _settings(args, inputs) -> dict:
             "frames": args.frames, "batch": inputs.batch, "seed": args.seed,
             "prompt_lengths": [int(v) for v in inputs.attention_mask.sum(axis=1)],
             "seconds_total": [float(v) for v in inputs.seconds_total],
-            "detail": args.detail, "dit_intermediates_step": 0,
+            "detail": args.detail,
+            "dit_intermediates_steps": args.steps if args.dit_steps is None
+            else min(args.dit_steps, args.steps),
             "dit_intermediates_batch": "B" if args.cfg_scale == 1.0 else "2B: cond then uncond",
             "noise": "numpy default_rng(seed): ids, then noise (B,C,T), then step_noise (S,B,C,T)",
             "precision": "fp32 everywhere (the package runs T5 and the VAE in fp16)"}
@@ -150,7 +159,8 @@ def _record_reference(args, ckpt, inputs, max_length: int, tmp: Path):
         raise BadInput(None, "LiteRT recordings use the Arm signatures, which have no CFG: "
                              "use --cfg-scale 1")
     torch_tensors = record_torch.record(model, inputs, steps=args.steps, sampler=args.sampler,
-                                        cfg_scale=args.cfg_scale, detail=args.detail)
+                                        cfg_scale=args.cfg_scale, detail=args.detail,
+                                        dit_steps=args.dit_steps)
     if args.producer == "torch":
         return torch_tensors
     from harness.reference import litert

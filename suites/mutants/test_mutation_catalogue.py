@@ -1,7 +1,9 @@
 """The mutation catalogue against the harness's checks: every mutant caught, the first
 divergence (or the WAV check) naming its module, every audible one also flagged by the audio
 checks on the clip it generates; the unmutated model raises no alarm.
-Default run: the control plus a 6-mutant subset (one per area); nightly: all of them."""
+Default run: the control plus a subset (one per area) against tiny-torch, and the mutants that
+only the euler, CFG and long goldens can see against those; nightly: all of them against
+every tiny case."""
 
 from __future__ import annotations
 
@@ -9,15 +11,30 @@ import json
 
 import pytest
 
-from harness.mutants.run import CATALOGUE, Bench, run_catalogue
+from harness.mutants.run import CASE, CASES, CATALOGUE, Bench, run_catalogue
 
 FAST = ["convt-weight-layout", "qk-norm-after-rope", "seconds-not-normalized",
-        "pingpong-stale-noise", "interleaved-read-as-planar", "t5-128-tokens"]
+        "pingpong-stale-noise", "interleaved-read-as-planar", "t5-128-tokens",
+        "prepended-token-appended", "t5-position-bias-mirrored", "run-returns-channels-swapped"]
+# Seen only by one golden case each: euler, CFG (default run), long inputs (RoPE past position
+# 33, a decode stitched from chunks: nightly, the long case costs ~10 s a comparison).
+PATHS = {"euler-dt-sign": "tiny-torch-euler", "cfg-halves-swapped": "tiny-torch-cfg"}
+LONG = {"rope-positions-clamped": "tiny-torch-long", "decode-chunks-no-overlap": "tiny-torch-long"}
 
 
 @pytest.fixture(scope="module")
 def bench(tiny_checkpoint):
-    return Bench(tiny_checkpoint)
+    return Bench(tiny_checkpoint, cases=(CASE,))
+
+
+@pytest.fixture(scope="module")
+def bench_paths(tiny_checkpoint):
+    return Bench(tiny_checkpoint, cases=(CASE, *PATHS.values()))
+
+
+@pytest.fixture(scope="module")
+def bench_all(tiny_checkpoint):
+    return Bench(tiny_checkpoint, cases=CASES)
 
 
 def _assert_caught_and_localized(outcomes):
@@ -32,7 +49,7 @@ def _assert_caught_and_localized(outcomes):
 
 
 def test_catalogue_is_complete():
-    assert len(CATALOGUE) >= 24
+    assert len(CATALOGUE) >= 44
     text = " ".join(m.symptom for m in CATALOGUE.values())
     for seed_symptom in ("bad phone line", "flickery", "slow motion"):
         assert seed_symptom in text
@@ -62,15 +79,35 @@ def test_catalogue_marks_inaudible_mutants_with_a_reason():
             assert "inaudible" in m.symptom or "not audible" in m.symptom, m.name
 
 
+def _only_their_case(bench, cases: dict[str, str]):
+    """Each is invisible to tiny-torch and named exactly, locally, by its own case (the
+    unmutated model passes these cases: suites/golden/test_golden_parity)."""
+    assert set(bench.goldens) >= {CASE, *cases.values()}
+    for o in run_catalogue(list(cases), bench, control=False):
+        assert o.verdicts[CASE].startswith("all "), (o.name, o.verdicts[CASE])
+        assert o.case == cases[o.name] and o.localized and o.where == "local", o.to_dict()
+
+
+def test_sampler_paths(bench_paths):
+    _only_their_case(bench_paths, PATHS)
+
+
 @pytest.mark.nightly
-def test_whole_catalogue(bench):
-    _assert_caught_and_localized(run_catalogue(None, bench))
+def test_long_inputs(bench_all):
+    _only_their_case(bench_all, LONG)
+
+
+@pytest.mark.nightly
+def test_whole_catalogue(bench_all):
+    outcomes = run_catalogue(None, bench_all)
+    _assert_caught_and_localized(outcomes)
+    assert all(o.where in ("local", "structural", "wav") for o in outcomes[1:])
 
 
 def test_cli_json(tmp_path):
     from cli_util import run_cli
 
-    r = run_cli("mutants", "run", "--only", "lr-swapped", "--json")
+    r = run_cli("mutants", "run", "--only", "lr-swapped", "--case", "tiny-torch", "--json")
     assert r.code == 0, r.err
     out = json.loads(r.out)
     assert out["control"]["caught"] is False

@@ -60,12 +60,27 @@ def test_names_in_execution_order(recording):
     assert firsts == sorted(firsts)
     for i in range(2):  # tiny has 2 blocks
         b = f"model.model.transformer.layers.{i}"
-        block = [n for n in names if n.startswith(b + ".") or n == b]
-        assert block == [f"{b}.self_attn.q_norm", f"{b}.self_attn.k_norm", f"{b}.self_attn.q_rotary",
-                         f"{b}.self_attn.k_rotary", f"{b}.self_attn", f"{b}.cross_attn.q_norm",
-                         f"{b}.cross_attn.k_norm", f"{b}.cross_attn", f"{b}.ff", b]
-    assert names[-1] == "pretransform.model.decoder"
-    assert tensors["pretransform.model.decoder"].shape == (2, 2, 16 * 64)  # ratio 64 in tiny
+        expected = ([f"{b}.input"] if i == 0 else []) + [
+            f"{b}.pre_norm", f"{b}.self_attn.to_qkv", f"{b}.self_attn.q_norm",
+            f"{b}.self_attn.k_norm", f"{b}.self_attn.q_rotary", f"{b}.self_attn.k_rotary",
+            f"{b}.self_attn", f"{b}.cross_attend_norm.input", f"{b}.cross_attend_norm",
+            f"{b}.cross_attn.to_q", f"{b}.cross_attn.to_kv", f"{b}.cross_attn.q_norm",
+            f"{b}.cross_attn.k_norm", f"{b}.cross_attn", f"{b}.ff_norm.input", f"{b}.ff_norm",
+            f"{b}.ff", b]
+        for step in range(4):  # every sampler step, `@i` from the second on
+            at = "" if step == 0 else f"@{step}"
+            block = [n for n in names if (n.startswith(b + ".") or n.split("@")[0] == b)
+                     and n.endswith(at) and ("@" in n) == bool(at)]
+            assert block == [n + at for n in expected], step
+    t5 = "conditioner.conditioners.prompt.model.encoder"
+    assert names.index(f"{t5}.embed_tokens") < names.index(f"{t5}.block.0.layer.0.layer_norm")
+    assert f"{t5}.block.1.layer.1.DenseReluDense" in names
+    assert tensors[f"{t5}.block.0.layer.0.SelfAttention.relative_attention_bias"].shape == (64, 64, 4)
+    assert names[-4:] == ["pretransform.model.decoder.layers.5", "pretransform.model.decoder",
+                          "pretransform.model", "output.audio"]
+    assert tensors["pretransform.model.decoder.input"].shape == (2, 8, 16)
+    assert tensors["output.audio"].shape == (2, 2, 16 * 64)  # ratio 64 in tiny
+    np.testing.assert_array_equal(tensors["output.audio"], tensors["pretransform.model.decoder"])
     assert tensors["conditioner.conditioners.prompt"].shape == (2, 64, 64)
 
 
@@ -117,6 +132,19 @@ def test_dit_output_is_the_direct_forward(tiny_reference, recording):
                         global_cond=torch.from_numpy(t["conditioner.global_cond"]))
     np.testing.assert_array_equal(v.numpy(), t["model.model"])
     np.testing.assert_array_equal(t["model.model"], t["sampler.steps.0.v"])
+
+
+def test_cfg_records_the_batch_and_the_combined_v(tiny_reference):
+    model, ckpt = tiny_reference
+    t = record(model, small_inputs(ckpt), steps=4, cfg_scale=4.0, dit_steps=2)
+    assert t["model.model"].shape[0] == 4 and t["model.model.cfg"].shape[0] == 2  # 2B, B
+    for i in range(2):
+        at = "" if i == 0 else f"@{i}"
+        np.testing.assert_array_equal(t[f"model.model.cfg{at}"], t[f"sampler.steps.{i}.v"])
+        cond, uncond = np.split(t[f"model.model{at}"], 2)
+        np.testing.assert_allclose(uncond + (cond - uncond) * 4.0, t[f"model.model.cfg{at}"],
+                                   rtol=1e-5, atol=1e-6)
+    assert "model.model@2" not in t and "sampler.steps.3.v" in t  # dit_steps=2
 
 
 def test_euler_steps(tiny_reference):
