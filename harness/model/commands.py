@@ -28,7 +28,7 @@ def register(sub) -> None:
     p.add_argument("--sampler", choices=("pingpong", "euler"), default="pingpong")
     p.add_argument("--cfg", type=float, default=1.0,
                    help=f"classifier-free guidance scale, in (0, {MAX_CFG:g}]")
-    p.add_argument("--seed", type=int, default=99, help=f"noise seed, 0..2**64-1")
+    p.add_argument("--seed", type=int, default=99, help="noise seed, 0..2**64-1")
     p.add_argument("--out", type=Path, required=True, help="output .wav")
     p.add_argument("--json", action="store_true")
     add_device_argument(p)

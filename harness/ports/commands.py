@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from harness.errors import BadInput
+
 
 def register(sub) -> None:
     from harness.ports import SHIPPED
@@ -73,7 +75,6 @@ def write_report(args, report, error: str | None = None) -> None:
 
 
 def cmd_check(args) -> int:
-    from harness.errors import BadInput
     from harness.ports.check import check_port
 
     try:
