@@ -20,6 +20,11 @@ def register(sub) -> None:
                                     "audio and WAV checks; the unmutated model runs too")
     r.add_argument("--only", action="extend", nargs="+", metavar="NAME",
                    help="run only these mutants (the unmutated control always runs)")
+    r.add_argument("--model", choices=("tiny", "tiny-trained"), default="tiny",
+                   help="seeded synthetic tiny model, or the tiny model trained on real music "
+                        "(its clips are music-like, so the absolute audio checks apply)")
+    r.add_argument("--heard-table", action="store_true",
+                   help="print a Markdown table of the audio checks that hear each mutant")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_run)
     ls = msub.add_parser("list", help="name, expected module and symptom of every mutant")
@@ -42,10 +47,10 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from harness.mutants.run import run_catalogue
+    from harness.mutants.run import heard_table, run_catalogue
 
     t0 = time.perf_counter()
-    control, *mutants = run_catalogue(args.only)
+    control, *mutants = outcomes = run_catalogue(args.only, model=args.model)
     seconds = time.perf_counter() - t0
     survived = [o.name for o in mutants if not o.caught]
     localized = sum(o.localized for o in mutants)
@@ -70,4 +75,6 @@ def cmd_run(args) -> int:
                   f"({o.where}) expected {o.expected_module} [{loc}, {heard}]")
         print(f"{len(mutants) - len(survived)}/{len(mutants)} caught, {localized}/{len(mutants)} "
               f"localized, {audible - len(unheard)}/{audible} audible ones heard, {seconds:.1f} s")
+        if args.heard_table:
+            print(heard_table(outcomes))
     return 0 if passed else 1

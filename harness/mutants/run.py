@@ -34,6 +34,10 @@ from harness.mutants.core import Mutant
 
 CASE = "tiny-torch"
 AUDIO_SEED = 1
+# model -> (golden case, latent frames of the clip the audio checks hear). The trained tiny
+# model's clip is 160 frames (7.4 s): long enough for the flicker spectrum to resolve 21.5 Hz
+# from its neighbours and to cross a 128-frame decode chunk.
+MODELS = {"tiny": (CASE, None), "tiny-trained": ("tiny-trained-torch", 160)}
 MUSIC = ("noiz2sa", "stg0", 3.0)
 CONTROL = "unmutated"
 _TENSOR = re.compile(r"tensor (\S+?)[: ]")
@@ -75,21 +79,30 @@ class Outcome:
 class Bench:
     """The tiny model, its golden, the reference audio and the clean baseline, built once."""
 
-    def __init__(self, checkpoint: Path | None = None, golden_root: Path | None = None):
-        """checkpoint: the seeded tiny one the goldens were recorded from (default: written
-        afresh, so a stale user cache cannot be picked up)."""
+    def __init__(self, checkpoint: Path | None = None, golden_root: Path | None = None,
+                 model: str = "tiny"):
+        """checkpoint: the one the goldens were recorded from (default for `tiny`: the seeded
+        one written afresh, so a stale user cache cannot be picked up; for `tiny-trained`: the
+        committed trained weights)."""
         from harness.compare.divergence import verify_weights
         from harness.compare.store import DEFAULT_ROOT, load_golden
         from harness.weights.load import load_model
         from harness.weights.synth import write_checkpoint
 
+        if model not in MODELS:
+            raise BadInput(None, f"unknown model {model!r}; known: {', '.join(MODELS)}")
+        case, audio_frames = MODELS[model]
         root = golden_root or DEFAULT_ROOT
-        if not (root / CASE).is_dir():
-            raise BadInput(root / CASE, "golden case missing (the mutants run against it)")
+        if not (root / case).is_dir():
+            raise BadInput(root / case, "golden case missing (the mutants run against it)")
         self.tmp = Path(tempfile.mkdtemp(prefix="sao-mutants-"))
-        checkpoint = checkpoint or write_checkpoint("tiny", 0, self.tmp / "tiny-seed0")
+        if checkpoint is None:
+            from harness.weights.trained import trained_checkpoint
+
+            checkpoint = write_checkpoint("tiny", 0, self.tmp / "tiny-seed0") \
+                if model == "tiny" else trained_checkpoint()
         self.model, self.ckpt = load_model(checkpoint)
-        self.golden = load_golden(CASE, root)
+        self.golden = load_golden(case, root)
         verify_weights(self.golden, self.ckpt)
         self.sr = self.model.config.sample_rate
         g = self.golden
@@ -102,7 +115,7 @@ class Bench:
         from harness.bench.plan import fixed_inputs
 
         cfg = self.model.config
-        frames = -(-MIN_SAMPLES // cfg.vae.downsampling_ratio)
+        frames = audio_frames or -(-MIN_SAMPLES // cfg.vae.downsampling_ratio)
         self.audio_inputs = fixed_inputs(cfg, frames, seed=AUDIO_SEED)
         self.clean_signal, self.audio_applicable = self._reference(self.generate_clip())
         self.music_signal, self.music_applicable = (None, None) if self.music is None \
@@ -227,12 +240,24 @@ def _music_clip() -> np.ndarray | None:
     return clip.audio.astype(np.float32)
 
 
+def heard_table(outcomes: list[Outcome]) -> str:
+    """Markdown: per mutant, the audio checks that flag the clip it generates (and, for output
+    mutants, the music clip written through its writer)."""
+    lines = ["| mutant | audible | heard by (own clip) | music clip through its writer |",
+             "|---|---|---|---|"]
+    for o in outcomes:
+        music = [c.split(":", 2)[-1] for c in o.caught_by if c.startswith("wav:music:")]
+        lines.append(f"| {o.name} | {'yes' if o.audible else 'no'} | "
+                     f"{', '.join(o.heard_by) or '-'} | {', '.join(music) or '-'} |")
+    return "\n".join(lines)
+
+
 def run_catalogue(names: list[str] | None = None, bench: Bench | None = None,
-                  control: bool = True) -> list[Outcome]:
+                  control: bool = True, model: str = "tiny") -> list[Outcome]:
     """Outcomes of the control (first) and of the named mutants (default: all)."""
     mutants = [CATALOGUE[n] if n in CATALOGUE else _unknown(n) for n in names] if names \
         else list(CATALOGUE.values())
-    bench = bench or Bench()
+    bench = bench or Bench(model=model)
     outcomes = [bench.run(None)] if control else []
     return outcomes + [bench.run(m) for m in mutants]
 
