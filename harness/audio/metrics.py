@@ -251,11 +251,9 @@ def seam_scores(x, order=16, block=4096, sub=64, ctx=16, width=2, diff=2) -> np.
              for c in np.atleast_2d(x))
     m = len(e2) // sub * sub
     blocks = e2[:m].reshape(-1, sub).mean(axis=1)
-    # windows end one block short of the sample's block on either side: a seam's own error
-    # spreads over ~20 samples and must not raise its reference
-    mean = np.pad(ndimage.uniform_filter1d(blocks, size=ctx, mode="nearest"), ctx + 2, mode="edge")
-    i = np.arange(len(blocks)) + ctx + 2
-    side = np.maximum(mean[i - 1 - ctx + ctx // 2], mean[i + 2 + ctx // 2])  # before / after
+    mean = np.pad(ndimage.uniform_filter1d(blocks, size=ctx, mode="nearest"), ctx + 1, mode="edge")
+    i = np.arange(len(blocks)) + ctx + 1
+    side = np.maximum(mean[i - ctx + ctx // 2], mean[i + 1 + ctx // 2])  # before / after
     ref = np.repeat(side, sub)
     ref = np.concatenate([ref, np.full(len(e2) - m, ref[-1] if m else 0.0)])
     return ndimage.uniform_filter1d(e2, width) / (ref + e2.mean() * 1e-4 + _TINY)

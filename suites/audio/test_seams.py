@@ -32,14 +32,12 @@ def test_seams_flagged_at_any_period(music, period):
 
 def test_single_isolated_seam_is_flagged(test_clips):
     """One seam (two chunks) anywhere: the detector needs no period. On tonal music; a lone
-    seam in dense noisy music can hide under the prediction error (thresholds.toml)."""
-    tonal = [c for c in test_clips if c.name in ("openmsx/harp_harmony", "openmsx/busy_schedule")]
+    seam in dense or noisy music can hide under the prediction error (thresholds.toml: caught
+    on 6 of the 12 test clips)."""
+    tonal = [c for c in test_clips if c.name in ("openmsx/harp_harmony", "openmsx/linns_basket")]
     assert len(tonal) == 2
     for clip in tonal:
-        n = clip.audio.shape[1]
-        at = int(n * 0.618)
-        y = clip.audio.copy()
-        y[:, at:] = np.roll(clip.audio, -4409, axis=1)[:, at:]  # the rest from 0.1 s later
+        y = faults.seams(clip.audio, clip.sr, int(clip.audio.shape[1] * 0.618))  # one cut
         assert metrics.seam_db(y) > _limit(), clip.name
 
 
@@ -50,10 +48,9 @@ def test_note_onset_out_of_silence_is_not_a_seam():
     note = np.sin(2 * np.pi * 440 * t) * np.exp(-3 * t) * np.minimum(t / 0.002, 1)
     x = np.zeros((2, 2 * sr), np.float32)
     x[:, sr // 2: sr // 2 + sr] = 0.3 * note
-    x += np.random.default_rng(0).standard_normal(x.shape).astype(np.float32) * 1e-3
+    x += np.random.default_rng(0).standard_normal(x.shape).astype(np.float32) * 1e-4
     assert metrics.seam_db(x) <= _limit()
-    y = x.copy()
-    y[:, sr:] = np.roll(x, 37, axis=1)[:, sr:]  # the note's waveform jumps mid-sustain
+    y = faults.seams(x, sr, sr)  # one cut mid-sustain: the note's waveform jumps
     assert metrics.seam_db(y) > _limit()
 
 
