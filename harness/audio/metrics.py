@@ -226,19 +226,20 @@ def comb_db(x, period: int) -> float:
 def lpc_residual(x, order=16, block=4096) -> np.ndarray:
     """Prediction error of a (N,) signal under an order-`order` linear predictor fitted per
     `block` samples (autocorrelation method): music's own spectrum whitened away, what no
-    predictor foresees (a waveform that jumps) left."""
-    x = np.asarray(x, np.float64)
-    out = np.zeros_like(x)
-    for s in range(0, len(x), block):
-        blk = x[s:s + block]
-        if len(blk) <= order:
-            break
-        ac = np.array([np.dot(blk[:len(blk) - k], blk[k:]) for k in range(order + 1)])
-        ac[0] = ac[0] * (1 + 1e-5) + _TINY  # white-noise floor: silence and pure tones stay solvable
-        a = linalg.solve_toeplitz(ac[:order], -ac[1:])
-        seg = x[max(s - order, 0): s + block]  # the predictor sees the samples before the block
-        out[s:s + len(blk)] = signal.lfilter(np.r_[1.0, a], [1.0], seg)[len(seg) - len(blk):]
-    return out
+    predictor foresees (a waveform that jumps) left. All blocks at once (vectorized)."""
+    n = len(x)
+    nb = -(-n // block)
+    x = np.concatenate([np.asarray(x, np.float64), np.zeros(nb * block - n)])  # last block padded
+    xp = np.concatenate([np.zeros(order), x])
+    lags = np.lib.stride_tricks.sliding_window_view(xp, order + 1)[:, ::-1]  # x[n], x[n-1]...
+    lags = lags[: nb * block].reshape(nb, block, order + 1)
+    blocks = x[: nb * block].reshape(nb, block)
+    ac = np.stack([np.einsum("bn,bn->b", blocks[:, : block - k], blocks[:, k:])
+                   for k in range(order + 1)], axis=1)
+    ac[:, 0] = ac[:, 0] * (1 + 1e-5) + _TINY  # white-noise floor: silence and tones stay solvable
+    a = np.stack([linalg.solve_toeplitz(r[:order], -r[1:]) for r in ac])
+    out = np.einsum("bnk,bk->bn", lags, np.concatenate([np.ones((nb, 1)), a], axis=1))
+    return out.reshape(-1)[:n]
 
 
 def seam_scores(x, order=16, block=4096, sub=64, ctx=16, width=2, diff=2) -> np.ndarray:
