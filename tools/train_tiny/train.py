@@ -174,7 +174,8 @@ def save(model, ckpt, out: Path) -> None:
     tensors = {k: sd[k].detach().numpy().astype(v.dtype) for k, v in ckpt.weights.items()}
     tmp = out.with_name(f".{out.name}.part")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(ckpt.root, tmp, ignore=shutil.ignore_patterns("model.safetensors"))
+    shutil.copytree(ckpt.root / "t5", tmp / "t5")
+    shutil.copy2(ckpt.root / "model_config.json", tmp / "model_config.json")
     write_safetensors(tmp / "model.safetensors", tensors)
     shutil.rmtree(out, ignore_errors=True)
     tmp.replace(out)
