@@ -43,9 +43,8 @@ def seams(x, sr, period, jump_db=0.0, hop=1021):
     chunks whose waveforms do not continue each other. Each cut is moved up to 63 samples
     until the waveform jumps by at least `jump_db` re the RMS around it (a splice that lands
     on an equal value by chance is no seam)."""
-    c, n = x.shape
+    n = x.shape[-1]
     y = x.copy()
-    src = 0
     for k, s in enumerate(range(period, n, period)):
         rms = np.sqrt(np.mean(x[:, max(s - 1024, 0): s + 1024].astype(np.float64) ** 2))
         want = rms * 10 ** (jump_db / 20)

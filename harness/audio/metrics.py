@@ -262,8 +262,9 @@ def seam_scores(x, order=16, block=4096, sub=64, ctx=16, width=2, diff=2) -> np.
 
 def seam_db(x) -> float:
     """Most prominent waveform discontinuity anywhere in the clip, dB over the local prediction
-    error (see seam_scores). Position-free, so a seam is found at any chunk period, periodic
-    or isolated; a decode stitched without overlap leaves one at every chunk boundary."""
+    error (see seam_scores). Position-free, so seams are found at any chunk period; a lone one
+    only where its jump stands well above the music's own prediction error (thresholds.toml).
+    A decode stitched without overlap leaves one at every chunk boundary."""
     s = _sig(x)
     return s.get("seam_db", lambda: _db(seam_scores(s.x).max()))
 
