@@ -37,6 +37,24 @@ def stride_comb(x, sr, level_db, period=2048, seed=0):
     return (x + tiled).astype(np.float32)
 
 
+def seams(x, sr, period, jump_db=0.0, hop=1021):
+    """'Stitched without overlap': the clip cut every `period` samples and each piece played
+    from elsewhere in the music (piece k from k * hop samples on), as independently decoded
+    chunks whose waveforms do not continue each other. Each cut is moved up to 63 samples
+    until the waveform jumps by at least `jump_db` re the RMS around it (a splice that lands
+    on an equal value by chance is no seam)."""
+    n = x.shape[-1]
+    y = x.copy()
+    for k, s in enumerate(range(period, n, period)):
+        rms = np.sqrt(np.mean(x[:, max(s - 1024, 0): s + 1024].astype(np.float64) ** 2))
+        want = rms * 10 ** (jump_db / 20)
+        jumps = [np.abs(y[:, s - 1] - x[:, (s + (k + 1) * hop + j) % n]).max() for j in range(64)]
+        j = next((j for j, d in enumerate(jumps) if d >= want), int(np.argmax(jumps)))
+        src = (np.arange(s, min(s + period, n)) + (k + 1) * hop + j) % n
+        y[:, s:s + len(src)] = x[:, src]
+    return y
+
+
 def speed(x, sr, factor):
     """Playback at `factor` times the speed (0.5 = slow motion an octave down), same length."""
     n = x.shape[-1]
@@ -111,6 +129,11 @@ FAULTS = {
     "comb_172hz": (lambda x, sr, d: stride_comb(x, sr, d, 256), -30.0, "dB re RMS", "down"),
     "comb_1378hz": (lambda x, sr, d: stride_comb(x, sr, d, 32), -30.0, "dB re RMS", "down"),
     "comb_5512hz": (lambda x, sr, d: stride_comb(x, sr, d, 8), -30.0, "dB re RMS", "down"),
+    # chunks of 128 latent frames (the official decode_audio chunk size) at the tiny preset's
+    # 64-sample hop, of 32 frames at the real 2048-sample hop, and a period no frame multiple
+    "seams_8192": (lambda x, sr, d: seams(x, sr, 8192, d), 0.0, "jump dB re local RMS", "down"),
+    "seams_65536": (lambda x, sr, d: seams(x, sr, 65536, d), 0.0, "jump dB re local RMS", "down"),
+    "seams_30011": (lambda x, sr, d: seams(x, sr, 30011, d), 0.0, "jump dB re local RMS", "down"),
     "half_speed": (lambda x, sr, d: speed(x, sr, 0.5), None, "", None),
     "double_speed": (lambda x, sr, d: speed(x, sr, 2.0), None, "", None),
     "interleaved_as_planar": (interleaved_as_planar, None, "", None),

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pyloudnorm
-from scipy import ndimage, signal
+from scipy import linalg, ndimage, signal
 
 LATENT_RATE = 44100 / 2048  # latent frames per second: the decoder upsamples by 2048
 STRIDE_PERIODS = {"21hz": 2048, "172hz": 256, "1378hz": 32, "5512hz": 8}  # cumulative strides
@@ -219,6 +219,54 @@ def comb_db(x, period: int) -> float:
     if period >= 256:
         return float(np.median(10 * np.log10(line / neigh + _TINY)))
     return _db(np.maximum(line - 3 * neigh, 0).sum() / max(total, _TINY))
+
+
+# ---- seams (a decode stitched from chunks without overlap) -----------------------------------
+
+def lpc_residual(x, order=16, block=4096) -> np.ndarray:
+    """Prediction error of a (N,) signal under an order-`order` linear predictor fitted per
+    `block` samples (autocorrelation method): music's own spectrum whitened away, what no
+    predictor foresees (a waveform that jumps) left. All blocks at once (vectorized)."""
+    n = len(x)
+    nb = -(-n // block)
+    x = np.concatenate([np.asarray(x, np.float64), np.zeros(nb * block - n)])  # last block padded
+    xp = np.concatenate([np.zeros(order), x])
+    lags = np.lib.stride_tricks.sliding_window_view(xp, order + 1)[:, ::-1]  # x[n], x[n-1]...
+    lags = lags[: nb * block].reshape(nb, block, order + 1)
+    blocks = x[: nb * block].reshape(nb, block)
+    ac = np.stack([np.einsum("bn,bn->b", blocks[:, : block - k], blocks[:, k:])
+                   for k in range(order + 1)], axis=1)
+    ac[:, 0] = ac[:, 0] * (1 + 1e-5) + _TINY  # white-noise floor: silence and tones stay solvable
+    a = np.stack([linalg.solve_toeplitz(r[:order], -r[1:]) for r in ac])
+    out = np.einsum("bnk,bk->bn", lags, np.concatenate([np.ones((nb, 1)), a], axis=1))
+    return out.reshape(-1)[:n]
+
+
+def seam_scores(x, order=16, block=4096, sub=64, ctx=16, width=2, diff=2) -> np.ndarray:
+    """Per sample: energy of the prediction error's `diff`-th difference (a jump is broadband,
+    music's own unpredicted attacks are smooth) over `width` samples, both channels, divided by
+    its mean over the `ctx` 64-sample blocks before, or after, whichever is louder. A note
+    onset is loud after, so it divides by its own level; a seam inside steady music is a lone
+    spike on both sides."""
+    e2 = sum(np.diff(lpc_residual(c, order, block), n=diff, prepend=np.zeros(diff)) ** 2
+             for c in np.atleast_2d(x))
+    m = len(e2) // sub * sub
+    blocks = e2[:m].reshape(-1, sub).mean(axis=1)
+    mean = np.pad(ndimage.uniform_filter1d(blocks, size=ctx, mode="nearest"), ctx + 1, mode="edge")
+    i = np.arange(len(blocks)) + ctx + 1
+    side = np.maximum(mean[i - ctx + ctx // 2], mean[i + 1 + ctx // 2])  # before / after
+    ref = np.repeat(side, sub)
+    ref = np.concatenate([ref, np.full(len(e2) - m, ref[-1] if m else 0.0)])
+    return ndimage.uniform_filter1d(e2, width) / (ref + e2.mean() * 1e-4 + _TINY)
+
+
+def seam_db(x) -> float:
+    """Most prominent waveform discontinuity anywhere in the clip, dB over the local prediction
+    error (see seam_scores). Position-free, so seams are found at any chunk period; a lone one
+    only where its jump stands well above the music's own prediction error (thresholds.toml).
+    A decode stitched without overlap leaves one at every chunk boundary."""
+    s = _sig(x)
+    return s.get("seam_db", lambda: _db(seam_scores(s.x).max()))
 
 
 # ---- reference-relative ---------------------------------------------------------------------

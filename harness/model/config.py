@@ -308,12 +308,26 @@ TINY = ModelConfig(
     vae=VAEConfig(channels=8, c_mults=(1, 2, 4), strides=(2, 4, 8), latent_dim=8),
 )
 
-PRESETS = {"full": FULL, "tiny": TINY}
+# The tiny model trained on real music (tools/train_tiny): the real decoder strides, so the latent
+# rate is the real 21.53 Hz, at 1/16 of the real width; its weights are committed
+# (harness/weights/data/tiny-trained), `synth` makes seeded untrained ones of the same shape.
+TINY_TRAINED = ModelConfig(
+    preset="tiny-trained",
+    sample_size=65536,  # 1.49 s, 32 latent frames at ratio 2048
+    cond_dim=64,
+    t5=TINY.t5,
+    dit=DiTConfig(io_channels=16, embed_dim=128, depth=2, num_heads=2,
+                  cond_token_dim=64, global_cond_dim=64),
+    vae=VAEConfig(channels=8, c_mults=(1, 2, 4, 8, 16), strides=(2, 4, 4, 8, 8), latent_dim=16),
+)
+
+PRESETS = {"full": FULL, "tiny": TINY, "tiny-trained": TINY_TRAINED}
 
 
 def preset(name: str) -> ModelConfig:
     return PRESETS[name]
 
 
-__all__ = ["ConfigError", "T5Config", "DiTConfig", "VAEConfig", "ModelConfig", "FULL", "TINY", "PRESETS",
+__all__ = ["ConfigError", "T5Config", "DiTConfig", "VAEConfig", "ModelConfig", "FULL", "TINY",
+           "TINY_TRAINED", "PRESETS",
            "preset", "replace"]

@@ -25,6 +25,11 @@ def register(sub) -> None:
     r.add_argument("--case", action="append", metavar="CASE",
                    help="compare with only these golden cases (default: every tiny torch case: "
                         "tiny-torch, -euler, -cfg, -long); tiny-torch always runs")
+    r.add_argument("--model", choices=("tiny", "tiny-trained"), default="tiny",
+                   help="seeded synthetic tiny model, or the tiny model trained on real music "
+                        "(its clips are music-like, so the absolute audio checks apply)")
+    r.add_argument("--heard-table", action="store_true",
+                   help="print a Markdown table of the audio checks that hear each mutant")
     r.add_argument("--json", action="store_true")
     add_device_argument(r)
     r.set_defaults(func=cmd_run)
@@ -48,7 +53,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from harness.mutants.run import CASES, Bench, run_catalogue
+    from harness.mutants.run import CASES, Bench, heard_table, run_catalogue
 
     t0 = time.perf_counter()
     unknown = sorted(set(args.case or ()) - set(CASES))
@@ -56,8 +61,8 @@ def cmd_run(args) -> int:
         from harness.errors import BadInput
 
         raise BadInput(None, f"--case {unknown[0]}: not one of {', '.join(CASES)}")
-    bench = Bench(cases=tuple(args.case)) if args.case else None
-    control, *mutants = run_catalogue(args.only, bench)
+    bench = Bench(cases=tuple(args.case), model=args.model) if args.case else None
+    control, *mutants = outcomes = run_catalogue(args.only, bench, model=args.model)
     seconds = time.perf_counter() - t0
     survived = [o.name for o in mutants if not o.caught]
     localized = sum(o.localized for o in mutants)
@@ -85,4 +90,6 @@ def cmd_run(args) -> int:
                   f"[{loc}, {heard}]")
         print(f"{len(mutants) - len(survived)}/{len(mutants)} caught, {localized}/{len(mutants)} "
               f"localized, {audible - len(unheard)}/{audible} audible ones heard, {seconds:.1f} s")
+        if args.heard_table:
+            print(heard_table(outcomes))
     return 0 if passed else 1

@@ -42,6 +42,10 @@ CASE = "tiny-torch"
 # Golden cases every mutant is compared with, in this order (CASE required, others if stored).
 CASES = (CASE, "tiny-torch-euler", "tiny-torch-cfg", "tiny-torch-long")
 AUDIO_SEED = 1
+# model -> (golden case, latent frames of the clip the audio checks hear). The trained tiny
+# model's clip is 160 frames (7.4 s): long enough for the flicker spectrum to resolve 21.5 Hz
+# from its neighbours and to cross a 128-frame decode chunk.
+MODELS = {"tiny": (CASE, None), "tiny-trained": ("tiny-trained-torch", 160)}
 MUSIC = ("noiz2sa", "stg0", 3.0)
 CONTROL = "unmutated"
 _TENSOR = re.compile(r"tensor (\S+?)[: ]")
@@ -92,26 +96,35 @@ class Bench:
     """The tiny model, its golden, the reference audio and the clean baseline, built once."""
 
     def __init__(self, checkpoint: Path | None = None, golden_root: Path | None = None,
-                 cases: tuple[str, ...] = CASES):
-        """checkpoint: the seeded tiny one the goldens were recorded from (default: written
-        afresh, so a stale user cache cannot be picked up); cases: the golden cases to
-        compare with (CASE is always among them)."""
+                 cases: tuple[str, ...] = CASES, model: str = "tiny"):
+        """checkpoint: the one the goldens were recorded from (default for `tiny`: the seeded
+        one written afresh, so a stale user cache cannot be picked up; for `tiny-trained`: the
+        committed trained weights); cases: the golden cases to compare with (the model's own
+        case is always among them; the euler/CFG/long cases exist for `tiny` only)."""
         from harness.compare.divergence import verify_weights
         from harness.compare.store import DEFAULT_ROOT, load_golden
         from harness.weights.load import load_model
         from harness.weights.synth import write_checkpoint
 
+        if model not in MODELS:
+            raise BadInput(None, f"unknown model {model!r}; known: {', '.join(MODELS)}")
+        case, audio_frames = MODELS[model]
         root = golden_root or DEFAULT_ROOT
-        if not (root / CASE).is_dir():
-            raise BadInput(root / CASE, "golden case missing (the mutants run against it)")
+        if not (root / case).is_dir():
+            raise BadInput(root / case, "golden case missing (the mutants run against it)")
         self.tmp = Path(tempfile.mkdtemp(prefix="sao-mutants-"))
-        checkpoint = checkpoint or write_checkpoint("tiny", 0, self.tmp / "tiny-seed0")
+        if checkpoint is None:
+            from harness.weights.trained import trained_checkpoint
+
+            checkpoint = write_checkpoint("tiny", 0, self.tmp / "tiny-seed0") \
+                if model == "tiny" else trained_checkpoint()
         self.model, self.ckpt = load_model(checkpoint)
-        wanted = (CASE,) + tuple(c for c in cases if c != CASE)
+        primary = CASE if model == "tiny" else case
+        wanted = (primary,) + (tuple(c for c in cases if c != CASE) if model == "tiny" else ())
         self.goldens = {c: load_golden(c, root) for c in wanted if (root / c).is_dir()}
         for g in self.goldens.values():
             verify_weights(g, self.ckpt)
-        self.golden = self.goldens[CASE]
+        self.golden = self.goldens[primary]
         self.sr = self.model.config.sample_rate
         g = self.golden
         self.ids, self.mask = g["input.input_ids"], g["input.attention_mask"]
@@ -123,7 +136,7 @@ class Bench:
         from harness.bench.plan import fixed_inputs
 
         cfg = self.model.config
-        frames = -(-MIN_SAMPLES // cfg.vae.downsampling_ratio)
+        frames = audio_frames or -(-MIN_SAMPLES // cfg.vae.downsampling_ratio)
         self.audio_inputs = fixed_inputs(cfg, frames, seed=AUDIO_SEED)
         self.clean_signal, self.audio_applicable = self._reference(self.generate_clip())
         self.music_signal, self.music_applicable = (None, None) if self.music is None \
@@ -184,7 +197,7 @@ class Bench:
             if not result.passed:
                 failed.append((case, result.first.name, result.first.where, out.verdicts[case]))
         if not failed:
-            out.golden = out.verdicts[CASE]
+            out.golden = out.verdicts[self.golden.case]
             return
         out.caught_by.append("golden")
         chosen = next((f for f in failed if f[2] in ("local", "structural")), failed[0])
@@ -278,12 +291,24 @@ def _music_clip() -> np.ndarray | None:
     return clip.audio.astype(np.float32)
 
 
+def heard_table(outcomes: list[Outcome]) -> str:
+    """Markdown: per mutant, the audio checks that flag the clip it generates (and, for output
+    mutants, the music clip written through its writer)."""
+    lines = ["| mutant | audible | heard by (own clip) | music clip through its writer |",
+             "|---|---|---|---|"]
+    for o in outcomes:
+        music = [c.split(":", 2)[-1] for c in o.caught_by if c.startswith("wav:music:")]
+        lines.append(f"| {o.name} | {'yes' if o.audible else 'no'} | "
+                     f"{', '.join(o.heard_by) or '-'} | {', '.join(music) or '-'} |")
+    return "\n".join(lines)
+
+
 def run_catalogue(names: list[str] | None = None, bench: Bench | None = None,
-                  control: bool = True) -> list[Outcome]:
+                  control: bool = True, model: str = "tiny") -> list[Outcome]:
     """Outcomes of the control (first) and of the named mutants (default: all)."""
     mutants = [CATALOGUE[n] if n in CATALOGUE else _unknown(n) for n in names] if names \
         else list(CATALOGUE.values())
-    bench = bench or Bench()
+    bench = bench or Bench(model=model)
     outcomes = [bench.run(None)] if control else []
     return outcomes + [bench.run(m) for m in mutants]
 

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from harness.model.config import PRESETS
 from harness.weights.load import load_official, load_t5, open_checkpoint, sha256_file
 from harness.weights.safetensors_io import dtype_names
 from harness.weights.synth import write_checkpoint
@@ -14,7 +15,7 @@ from harness.weights.validate import GROUPS
 
 def register(sub) -> None:
     p = sub.add_parser("synth", help="write a seeded checkpoint in the official layout")
-    p.add_argument("--config", choices=("tiny", "full"), default="tiny")
+    p.add_argument("--config", choices=tuple(PRESETS), default="tiny")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_synth)

@@ -115,3 +115,24 @@ def test_cli_json(tmp_path):
     assert m["name"] == "lr-swapped" and m["caught"] and m["localized_to"] == "output.wav"
     assert m["expected_module"] == "output.wav" and "wav:roundtrip" in m["caught_by"]
     assert m["audible"] and m["heard_by"] == ["side_correlation"] and out["unheard"] == []
+
+
+def test_heard_table_lists_each_mutant_and_its_checks():
+    from harness.mutants.run import Outcome, heard_table
+
+    outs = [Outcome("unmutated", "-", "none"),
+            Outcome("m", "output.wav", "slow", heard_by=["speed_ratio", "seam_db"],
+                    caught_by=["audio:speed_ratio", "wav:music:speed_ratio"])]
+    rows = heard_table(outs).splitlines()
+    assert rows[2] == "| unmutated | yes | - | - |"
+    assert rows[3] == "| m | yes | speed_ratio, seam_db | speed_ratio |"
+
+
+def test_trained_model_without_its_golden_is_bad_input(tmp_path):
+    from cli_util import assert_one_line_error, run_cli
+
+    r = run_cli("mutants", "run", "--model", "tiny-trained", "--only", "lr-swapped")
+    if r.code == 0:  # the trained checkpoint and its golden are committed: it runs
+        assert "lr-swapped: caught" in r.out
+    else:
+        assert_one_line_error(r, "tiny-trained")

@@ -1,0 +1,239 @@
+"""Train the `tiny-trained` preset on real music with the official stable-audio-tools code.
+
+Runs in the reference environment (torch + stable-audio-tools; see harness/reference):
+
+    sao-harness synth --config tiny-trained --seed 0 --out init          # harness env
+    python tools/train_tiny/corpus.py --out clips.npz                      # harness env
+    python tools/train_tiny/train.py --init init --clips clips.npz --out harness/weights/data/tiny-trained
+
+1. The VAE (encoder, bottleneck, decoder; real strides 2,4,4,8,8 = 2048) learns to reconstruct
+   random 0.74 s crops: multi-resolution STFT loss + waveform L1 + a small KL term.
+2. Its latents are rescaled to unit standard deviation (the encoder's mean output and the
+   decoder's input conv absorb the factor, so the pretransform scale stays 1.0, as official).
+3. The DiT learns rectified flow (v = noise - x0, t logit-normal) on the encoded clips with
+   random token ids and seconds_total, so it generates music-like latents for any prompt.
+T5 and the number conditioner keep their seeded synthetic weights. Everything is seeded and runs
+on 2 threads; the loss curve goes to loss.csv beside the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import time
+from pathlib import Path
+
+os.environ.setdefault("ENABLE_TORCH_COMPILE", "0")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from harness.reference.build import load_reference  # noqa: E402
+from harness.weights.safetensors_io import write_safetensors  # noqa: E402
+
+SR = 44100
+VAE_CROP = 4 * 2048  # 4 latent frames
+STFT_SIZES = (2048, 512, 128)
+
+
+def stft_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Multi-resolution STFT loss per channel: spectral convergence + log-magnitude L1."""
+    y, x = y.reshape(-1, y.shape[-1]), x.reshape(-1, x.shape[-1])
+    total = 0.0
+    for n in STFT_SIZES:
+        w = torch.hann_window(n)
+        Y = torch.stft(y, n, n // 4, window=w, return_complex=True).abs()
+        X = torch.stft(x, n, n // 4, window=w, return_complex=True).abs()
+        total = total + torch.linalg.norm(Y - X) / (torch.linalg.norm(X) + 1e-7) \
+            + (torch.log(Y + 1e-5) - torch.log(X + 1e-5)).abs().mean()
+    return total / len(STFT_SIZES)
+
+
+def crops(clips: list[np.ndarray], rng: np.random.Generator, batch: int, n: int) -> np.ndarray:
+    out = np.empty((batch, 2, n), np.float32)
+    for b in range(batch):
+        c = clips[rng.integers(len(clips))]
+        s = rng.integers(c.shape[-1] - n)
+        x = c[:, s:s + n]
+        gain = 10 ** (rng.uniform(-9, 0) / 20)  # level variety; never louder than the master
+        out[b] = (x[::-1] if rng.random() < 0.5 else x) * gain
+    return out
+
+
+def train_vae(ae, clips, rng, steps, lr, log, kl_weight=1e-4, batch=2, crop=VAE_CROP,
+              budget_s=float("inf")):
+    params = [p for p in ae.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=lr, betas=(0.8, 0.99))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 10)
+    ae.train()
+    t0 = time.perf_counter()
+    for step in range(steps):
+        x = torch.from_numpy(crops(clips, rng, batch, crop))
+        z, info = ae.encode(x, return_info=True)
+        y = ae.decode(z)
+        spec = stft_loss(y, x)
+        wave = (y - x).abs().mean()
+        kl = info["kl"].mean()
+        loss = spec + wave + kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        log("vae", step, loss.item(), spec.item(), wave.item(), kl.item(), time.perf_counter() - t0)
+        if time.perf_counter() - t0 > budget_s:
+            break  # the step count reached goes to loss.csv: pass it as --vae-steps to repeat
+    ae.eval()
+    for p in params:
+        p.requires_grad_(False)
+
+
+@torch.no_grad()
+def encode_means(ae, clips) -> list[torch.Tensor]:
+    out = []
+    for c in clips:
+        n = c.shape[-1] // 2048 * 2048
+        h = ae.encoder(torch.from_numpy(np.ascontiguousarray(c[None, :, :n])))
+        out.append(h[:, : h.shape[1] // 2])  # the bottleneck's mean half
+    return out
+
+
+@torch.no_grad()
+def rescale_latents(ae, scale: float) -> None:
+    """Latents / scale out of the encoder, x scale into the decoder: decode(encode(x)) is
+    unchanged and the latents have unit std. weight_norm: w = g v/|v|, so scaling g scales w."""
+    enc_out = [m for m in ae.encoder.modules() if hasattr(m, "weight_g")][-1]
+    dec_in = [m for m in ae.decoder.modules() if hasattr(m, "weight_g")][0]
+    half = enc_out.weight_g.shape[0] // 2
+    enc_out.weight_g[:half] /= scale
+    enc_out.bias[:half] /= scale
+    dec_in.weight_g *= scale
+
+
+def conditioning(model, rng, batch, max_length, vocab):
+    tok = model.conditioner.conditioners["prompt"].tokenizer
+    ids = np.zeros((batch, max_length), np.int64)
+    mask = np.zeros((batch, max_length), np.int64)
+    for b in range(batch):
+        n = int(rng.integers(1, max_length))
+        ids[b, :n - 1] = rng.integers(2, vocab, n - 1)
+        ids[b, n - 1] = 1  # EOS
+        mask[b, :n] = 1
+    tok.input_ids, tok.attention_mask = torch.from_numpy(ids), torch.from_numpy(mask)
+    meta = [{"prompt": "", "seconds_total": float(rng.uniform(1, 30))} for _ in range(batch)]
+    with torch.no_grad():
+        cond = model.get_conditioning_inputs(model.conditioner(meta, "cpu"))
+    return {k: v for k, v in cond.items() if v is not None}
+
+
+def train_dit(model, latents, rng, steps, lr, log, batch=16, frames=(32, 64, 128), cfg=None,
+              budget_s=float("inf")):
+    dit = model.model  # DiTWrapper, what sample_rf calls
+    params = list(dit.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 10)
+    dit.train()
+    gen = torch.Generator().manual_seed(int(rng.integers(1 << 31)))
+    t0 = time.perf_counter()
+    for step in range(steps):
+        n = frames[step % len(frames)]
+        b = batch * frames[0] // n
+        x0 = torch.stack([z[0, :, s:s + n] for z in
+                          (latents[rng.integers(len(latents))] for _ in range(b))
+                          for s in [int(rng.integers(z.shape[-1] - n))]])
+        cond = conditioning(model, rng, b, cfg.max_length, cfg.t5.vocab_size)
+        t = torch.sigmoid(torch.randn(b, generator=gen))
+        noise = torch.randn(x0.shape, generator=gen)
+        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * noise
+        v = dit(xt, t, cfg_scale=1.0, cfg_dropout_prob=0.0, **cond)
+        loss = torch.mean((v - (noise - x0)) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        log("dit", step, loss.item(), float("nan"), float("nan"), float("nan"),
+            time.perf_counter() - t0)
+        if time.perf_counter() - t0 > budget_s:
+            break
+    dit.eval()
+    for p in params:
+        p.requires_grad_(False)
+
+
+def save(model, ckpt, out: Path) -> None:
+    """model.safetensors in the dtypes of the init checkpoint (DiT F32, VAE F16); the T5
+    folder copied as it is; model_config.json unchanged."""
+    sd = model.state_dict()
+    tensors = {k: sd[k].detach().numpy().astype(v.dtype) for k, v in ckpt.weights.items()}
+    tmp = out.with_name(f".{out.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(ckpt.root / "t5", tmp / "t5")
+    shutil.copy2(ckpt.root / "model_config.json", tmp / "model_config.json")
+    write_safetensors(tmp / "model.safetensors", tensors)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--init", type=Path, required=True, help="seeded tiny-trained checkpoint")
+    ap.add_argument("--clips", type=Path, required=True, help="corpus.py output")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--vae-steps", type=int, default=1500)
+    ap.add_argument("--dit-steps", type=int, default=1500)
+    ap.add_argument("--vae-lr", type=float, default=1e-3)
+    ap.add_argument("--dit-lr", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--vae-minutes", type=float, default=float("inf"),
+                    help="stop the VAE phase early after this long (the shared machine's speed "
+                         "varies; loss.csv records the steps reached)")
+    ap.add_argument("--dit-minutes", type=float, default=float("inf"))
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    data = np.load(args.clips)
+    clips = [data[k].astype(np.float32) / 32767 for k in sorted(data.files)]
+
+    from harness.model.config import ModelConfig, T5Config
+
+    model, ckpt = load_reference(args.init)
+    cfg = ModelConfig.from_official(ckpt.config, T5Config.from_hf(ckpt.t5_config))
+    ae = model.pretransform.model
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    t_start = time.perf_counter()
+
+    def log(phase, step, loss, spec, wave, kl, seconds):
+        rows.append((phase, step, loss, spec, wave, kl, round(seconds, 2)))
+        if step % 10 == 0:
+            print(f"{phase} {step} loss {loss:.4f} ({seconds:.0f} s)", flush=True)
+
+    train_vae(ae, clips, rng, args.vae_steps, args.vae_lr, log, budget_s=60 * args.vae_minutes)
+    means = encode_means(ae, clips)
+    scale = float(torch.cat([m.flatten() for m in means]).std())
+    rescale_latents(ae, scale)
+    latents = [m / scale for m in means]
+    print(f"latent std before rescale {scale:.4f}", flush=True)
+    train_dit(model, latents, rng, args.dit_steps, args.dit_lr, log, cfg=cfg,
+              budget_s=60 * args.dit_minutes)
+    save(model, ckpt, args.out)
+    with open(args.out / "loss.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["phase", "step", "loss", "stft", "wave_l1", "kl", "seconds"])
+        w.writerows(rows)
+    print(f"trained in {time.perf_counter() - t_start:.0f} s -> {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
