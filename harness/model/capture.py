@@ -40,6 +40,10 @@ def recording(keep: Callable[[str], bool] | None = None) -> Iterator[Recorder]:
         _recorders.remove(rec)
 
 
+def recording_active() -> bool:
+    return bool(_recorders)
+
+
 def tap(module_or_name, x: mx.array, suffix: str | None = None, channels_last: bool = False):
     """Record `x` under the module's path (plus `.suffix`); returns x unchanged.
 
