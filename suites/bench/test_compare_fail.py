@@ -7,7 +7,7 @@ benchmark, into a temporary storage: save a baseline; compare the unchanged mode
 pass); compare with a plugin that makes every DiT call 30% slower (must fail). The threshold
 is the one CI uses for this benchmark on this machine class
 (golden/benchmarks/<class>/threshold.json); where that N is 30% or more the injected slowdown
-is raised above it (the failure message names the slowdown).
+is raised to 2N + 100% (the failure message names the slowdown).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def test_compare_fail_catches_slowed_model(tmp_path):
     plugin_dir = tmp_path / "plugin"
     plugin_dir.mkdir()
     (plugin_dir / "sao_slow_dit.py").write_text(SLOW_PLUGIN)
-    slowdown = 0.3 if percent < 30 else 2 * percent / 100
+    slowdown = 0.3 if percent < 30 else 2 * percent / 100 + 1  # N >= 30%: well above N
     code, out = run_bench(
         tmp_path, "slow", "--benchmark-compare=0001", gate, "-p", "sao_slow_dit",
         env={"PYTHONPATH": os.pathsep.join(filter(None, [str(plugin_dir),
