@@ -72,7 +72,7 @@ def ratios(rows: list[dict]) -> None:
 
 def format_table(rows: list[dict]) -> str:
     head = (f"{'stage':<17}{'frames':>7}  {'impl':<7}{'min s':>10}{'median s':>10}{'rounds':>7}"
-            f"{'MLX/peer min':>14}{'median':>8}")
+            f"{'MLX/peer min':>14}{'median':>8}{'peak MB':>9}")
     out = [head, "-" * len(head)]
     for r in rows:
         frames = "-" if r.get("frames") is None else str(r["frames"])
@@ -82,14 +82,17 @@ def format_table(rows: list[dict]) -> str:
         ratio = ""
         if "mlx_over_peer_min" in r:
             ratio = f"{r['mlx_over_peer_min']:>13.2f}x{r['mlx_over_peer_median']:>7.2f}x"
+        ratio = ratio or " " * 22
+        peak = "" if r.get("peak_mb") is None else f"{r['peak_mb']:>9.0f}"
         out.append(f"{r['stage']:<17}{frames:>7}  {r['impl']:<7}{r['min_s']:>10.4f}"
-                   f"{r['median_s']:>10.4f}{r['rounds']:>7}{ratio}")
+                   f"{r['median_s']:>10.4f}{r['rounds']:>7}{ratio}{peak}")
     return "\n".join(out)
 
 
 def cmd_bench(args) -> int:
     from harness.bench.machine import load_average, machine_class
     from harness.bench.peers import PEER_IMPLS, peer_rows
+    from harness.bench.runner import max_rss_mb
     from harness.bench.plan import PEER_STAGES, STAGES, VAE_FRAMES, stage_frames
     from harness.blas import blas_advice
     from harness.provenance import provenance
@@ -127,7 +130,8 @@ def cmd_bench(args) -> int:
     result = {"rows": rows, "config": preset, "checkpoint": str(ckpt.root), "skipped": skipped,
               "machine_class": machine_class(), "cpu_count": os.cpu_count(),
               "load_average_before": load_before, "load_average_after": load_average(),
-              "blas": blas_advice(), "peers": info, "provenance": provenance()}
+              "blas": blas_advice(), "peers": info, "mlx_max_rss_mb": round(max_rss_mb(), 1),
+              "provenance": provenance()}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -138,6 +142,8 @@ def cmd_bench(args) -> int:
         print(f"peers: torch {info['threads']['torch']} threads, LiteRT XNNPACK fp32 "
               f"{info['threads']['litert']} threads ({', '.join(f'{k} {v}' for k, v in info['versions'].items())})")
     print(format_table(rows))
+    print(f"peak MB: MLX allocator's peak during the stage, weights included; MLX process max "
+          f"RSS {result['mlx_max_rss_mb']:.0f} MB")
     diffs = [f"{r['stage']} {r['extra']['max_abs_diff_vs_torch_rel']:.1e}" for r in rows
              if "max_abs_diff_vs_torch_rel" in r.get("extra", {})]
     if diffs:

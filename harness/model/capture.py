@@ -60,6 +60,10 @@ def name_of(module_or_name, suffix: str | None = None) -> str:
     return f"{name}@{_step[0]}" if _step[0] else name
 
 
+def recording_active() -> bool:
+    return bool(_recorders)
+
+
 def tap(module_or_name, x: mx.array, suffix: str | None = None, channels_last: bool = False):
     """Record `x` under the module's path (plus `.suffix`); returns x unchanged.
 

@@ -128,6 +128,15 @@ def _cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def cpu_streams_for(tasks: int) -> tuple:
+    """One CPU stream per core (at most `tasks`, at least the default stream) for
+    independent work items; on a GPU, the default stream."""
+    n = min(_cpu_cores(), 8, max(tasks, 1))
+    if n < 2 or mx.default_device().type != mx.cpu:
+        return (mx.default_stream(mx.default_device()),)
+    return _cpu_streams(n)
+
+
 def on_cpu_streams(fn, x, *shared):
     """fn(x, *shared) for an elementwise fn: x is cut along axis 1, the `shared` arrays are
     passed whole (they broadcast along axis 1)."""

@@ -14,7 +14,8 @@ from harness.files import open_regular, read_small, regular_file
 from harness.model.config import ConfigError, ModelConfig, T5Config
 from harness.model.t5 import T5Encoder
 from harness.weights.convert import fuse_weight_norm, official_to_mlx
-from harness.weights.safetensors_io import dtype_names, read_header, read_safetensors
+from harness.weights.safetensors_io import (dtype_names, iter_safetensors, read_header,
+                                            read_safetensors)
 from harness.weights.validate import (T5_TIED, expected_checkpoint, expected_t5, problems,
                                       raise_problems)
 
@@ -99,13 +100,19 @@ def load_official(ckpt: Checkpoint) -> dict[str, np.ndarray]:
     return read_safetensors(path)
 
 
-def load_t5(ckpt: Checkpoint) -> dict[str, np.ndarray]:
+def _checked_t5(ckpt: Checkpoint) -> Path:
+    """The T5 weights file, its header validated."""
     if ckpt.t5_dir is None:
         raise BadInput(ckpt.root, "no t5/ directory (T5 encoder config.json, model.safetensors, "
                                   "spiece.model) beside the checkpoint")
     path = ckpt.t5_dir / "model.safetensors"
     raise_problems(path, problems(path, _shapes(path), dtype_names(path),
                                   expected_t5(ckpt.config.t5), optional=(T5_TIED,)))
+    return path
+
+
+def load_t5(ckpt: Checkpoint) -> dict[str, np.ndarray]:
+    path = _checked_t5(ckpt)
     try:
         return T5Encoder.sanitize(read_safetensors(path))
     except ValueError as e:
@@ -120,16 +127,57 @@ def mlx_weights(ckpt: Checkpoint, with_t5: bool = True) -> dict[str, np.ndarray]
     return weights
 
 
+def iter_mlx_weights(ckpt: Checkpoint, convert):
+    """(MLX name, convert(array)) one tensor at a time, the checks of `mlx_weights`: the
+    headers are validated before any data is read, each tensor is re-laid out (a weight-norm
+    pair fused when both halves are in) and handed to `convert` (e.g. to an mx.array) before
+    the next is read. Peak memory is the converted model plus one tensor, not three copies."""
+    path = ckpt.model_file
+    raise_problems(path, problems(path, _shapes(path), dtype_names(path),
+                                  expected_checkpoint(ckpt.config)))
+    halves: dict[str, np.ndarray] = {}
+    for key, w in iter_safetensors(path):
+        if key.endswith((".weight_g", ".weight_v")):
+            module = key.rsplit(".", 1)[0]
+            halves[key] = w
+            pair = {k: halves.get(f"{module}.{k}") for k in ("weight_g", "weight_v")}
+            if any(v is None for v in pair.values()):
+                continue
+            group = {f"{module}.{k}": halves.pop(f"{module}.{k}") for k in pair}
+        else:
+            group = {key: w}
+        del w
+        for name, v in fuse_weight_norm(official_to_mlx(group, ckpt.config)).items():
+            yield name, convert(v)
+        del group
+    for key, w in halves.items():  # an unpaired half: the strict load names it
+        yield key, convert(w)
+    t5_path = _checked_t5(ckpt)
+    t5 = {k: convert(v) for k, v in iter_safetensors(t5_path)}
+    try:
+        t5 = T5Encoder.sanitize(t5)
+    except ValueError as e:
+        raise BadInput(t5_path, str(e)) from None
+    for k, v in t5.items():
+        yield T5_PREFIX + k, v
+
+
 def load_model(path: str | Path, dtype=None):
-    """-> (StableAudio with every weight loaded strictly, Checkpoint). Compute dtype fp32."""
+    """-> (StableAudio with every weight loaded strictly, Checkpoint). Compute dtype fp32.
+    Tensors are read and converted one at a time (`iter_mlx_weights`)."""
     import mlx.core as mx
 
     from harness.model.pipeline import StableAudio
 
     dtype = dtype or mx.float32
+
+    def to_mx(v: np.ndarray):
+        a = mx.array(v).astype(dtype)
+        mx.eval(a)  # materialized now, so the numpy source can go
+        return a
+
     ckpt = open_checkpoint(path)
     model = StableAudio(ckpt.config)
-    weights = mlx_weights(ckpt)
-    model.load_weights([(k, mx.array(v).astype(dtype)) for k, v in weights.items()], strict=True)
+    model.load_weights(list(iter_mlx_weights(ckpt, to_mx)), strict=True)
     mx.eval(model.parameters())
     return model, ckpt

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import mmap
-import os
 import struct
 from pathlib import Path
 
@@ -154,23 +152,30 @@ def read_header(path: str | Path) -> tuple[dict, dict, int]:
 
 def read_safetensors(path: str | Path, *, check_finite: bool = True) -> dict[str, np.ndarray]:
     """All tensors as numpy arrays (BF16 widened to float32), in header order."""
+    return dict(iter_safetensors(path, check_finite=check_finite))
+
+
+def iter_safetensors(path: str | Path, *, check_finite: bool = True):
+    """(name, numpy array) one tensor at a time, in header order. Each is read into its own
+    buffer (no mapping of the file: mapped pages would count in the RSS until the end), so a
+    caller that converts and drops each one holds one tensor here, never the whole file."""
     path = Path(path)
     header, _, offset = read_header(path)
-    out: dict[str, np.ndarray] = {}
     with open_regular(path, "safetensors file") as f:
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
         for name, e in header.items():
             a, b = e["data_offsets"]
-            arr = np.frombuffer(mm, dtype=DTYPES[e["dtype"]], count=(b - a) //
-                                np.dtype(DTYPES[e["dtype"]]).itemsize, offset=offset + a)
-            arr = arr.reshape(e["shape"]).copy()
+            dtype = np.dtype(DTYPES[e["dtype"]])
+            f.seek(offset + a)
+            arr = np.fromfile(f, dtype=dtype, count=(b - a) // dtype.itemsize)
+            if arr.size * dtype.itemsize != b - a:
+                raise BadInput(path, f"tensor {name}: truncated data")
+            arr = arr.reshape(e["shape"])
             if e["dtype"] == "BF16":
                 arr = (arr.astype(np.uint32) << 16).view(np.float32)
             if check_finite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
                 bad = int((~np.isfinite(arr)).sum())
                 raise BadInput(path, f"tensor {name}: {bad} NaN/Inf values")
-            out[name] = arr
-    return out
+            yield name, arr
 
 
 def dtype_names(path: str | Path) -> dict[str, str]:

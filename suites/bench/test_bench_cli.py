@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from cli_util import assert_one_line_error, run_cli
+from harness.bench.machine import machine_family
 
 QUICK = ("--config", "tiny", "--stages", "t5,vae_decode_short")
 
@@ -42,7 +43,8 @@ def test_json_rows_and_missing_reference_venv():
     for r in rows[2:]:
         assert r["min_s"] is None and "reference python not found" in r["note"], r
         assert "/nonexistent/refvenv/bin/python" in r["note"]
-    assert result["machine_class"].endswith(f"{os.cpu_count()}core")
+    assert result["machine_class"].startswith(f"{machine_family()}-")  # then the CPU
+    assert result["machine_class"].split("core-", 1)[0].endswith(str(os.cpu_count()))
     assert "blas" in result
 
 

@@ -2,7 +2,9 @@
 
 Not a speed assert: the default `pytest suites/` runs these with --benchmark-disable (each
 stage once, untimed, as a smoke test of the benchmark code and of the stage's output);
-timed runs and the regression gate are described in golden/benchmarks/README.md.
+timed runs and the regression gate are described in golden/benchmarks/README.md. Timed
+values are in calibration units (`harness.bench.calibration`): each round's time over the
+fastest run of a fixed kernel timed just before each round.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from harness.bench.calibration import Calibrated
 from harness.bench.machine import machine_class
 from harness.bench.plan import STAGES, rounds_for
 from harness.bench.runner import max_rss_mb
@@ -27,7 +30,11 @@ def test_stage(benchmark, bench_stages, stage):
     benchmark.extra_info.update(preset=preset, stage=stage, frames=s.frames,
                                 machine_class=machine_class(), blas=blas_advice())
     mx.reset_peak_memory()
-    outputs = benchmark.pedantic(s.fn, rounds=rounds, warmup_rounds=warmup, iterations=1)
+    calibrated = Calibrated(benchmark._timer)  # the timer pytest-benchmark times rounds with
+    outputs = benchmark.pedantic(s.fn, setup=calibrated, rounds=rounds, warmup_rounds=warmup,
+                                 iterations=1)
+    if not benchmark.disabled:
+        calibrated.apply(benchmark)
     benchmark.extra_info["mlx_peak_mb"] = round(mx.get_peak_memory() / 2**20, 1)
     benchmark.extra_info["max_rss_mb"] = round(max_rss_mb(), 1)  # process peak so far
 
