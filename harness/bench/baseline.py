@@ -30,6 +30,7 @@ from pathlib import Path
 
 from harness.bench.calibration import UNIT
 from harness.bench.machine import load_average, machine_class, machine_family
+from harness import settings
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "golden" / "benchmarks"
@@ -135,7 +136,7 @@ def baseline_dir(cls: str | None, preset: str) -> tuple[Path, str | None]:
     another CPU model. Calibrated units make that comparable, but a CPU changes the ratio of
     GEMM to elementwise speed, so the thresholds get CROSS_CPU_PERCENT more (and it is said)."""
     d = class_dir(cls)
-    if (d / f"{preset}.json").is_file() or cls or os.environ.get("SAO_BENCH_MACHINE_CLASS"):
+    if (d / f"{preset}.json").is_file() or cls or settings.machine_class_override():
         return d, None
     siblings = sorted(p for p in ROOT.glob(f"{machine_family()}-*")
                       if (p / f"{preset}.json").is_file())

@@ -211,7 +211,7 @@ MUTANTS = [
     Mutant("decode-chunks-no-overlap", "pretransform.model",
            f"long latents decoded in {CHUNK_FRAMES}-frame chunks stitched without overlap: a "
            "click (a seam) every 186 ms at 44.1 kHz; clips under the chunk length are exact. "
-           "Inaudible on synthetic weights: their noise-like audio jumps everywhere (seam_db "
+           "inaudible on synthetic weights: their noise-like audio jumps everywhere (seam_db "
            "10.2 stitched vs 10.1 whole, threshold 30); on music the seam detector flags such "
            "seams (README: seams)",
            _method(AudioAutoencoder, "decode", _decode_chunked_no_overlap), audible=False),
