@@ -265,6 +265,23 @@ def pick_intermediates(produced, scope_map: dict[str, str], wanted: dict[str, tu
     return found
 
 
+# Torch-recorder names no TFLite tensor stands for unambiguously: a module's *input* (a forward
+# pre-hook; the graph holds only producers' outputs), the DiT at sampler steps >= 1 (`@i`: one
+# export, called per step), the norms, projections and T5 sublayers the converter folds into
+# neighbouring ops or that share a scope and shape with another (matching by scope and shape
+# would pick the wrong tensor: a block's ff_norm read 23.8 dB against torch's), and what the
+# Python pipeline returns around the decoder.
+_NOT_IN_GRAPH = (".input", ".to_q", ".to_kv", ".to_qkv", ".pre_norm", ".cross_attend_norm",
+                 ".ff_norm", "relative_attention_bias", ".layer_norm", ".SelfAttention",
+                 ".DenseReluDense", ".layer.0", ".layer.1", ".embed_tokens", ".final_layer_norm")
+
+
+def observable(name: str) -> bool:
+    """Is `name` one the LiteRT recording finds (every such name must be found)?"""
+    return ("@" not in name and not name.endswith(_NOT_IN_GRAPH)
+            and name not in ("pretransform.model", "output.audio"))
+
+
 def record(model, inputs: Inputs, torch_tensors: "OrderedDict[str, np.ndarray]",
            workdir: str | Path, *, steps: int, sampler: str,
            max_length: int) -> "OrderedDict[str, np.ndarray]":
@@ -275,7 +292,7 @@ def record(model, inputs: Inputs, torch_tensors: "OrderedDict[str, np.ndarray]",
     paths, maps = export(model, workdir, frames, max_length)
     pipe = Pipeline(paths, preserve_all=True)
     wanted = {name: (1, *a.shape[1:]) for name, a in torch_tensors.items()
-              if not name.startswith(("input.", "sampler.")) and "@" not in name}
+              if not name.startswith(("input.", "sampler.")) and observable(name)}
     per_item: dict[str, list[np.ndarray]] = {}
 
     def on_call(stage, b, step):
