@@ -27,6 +27,11 @@ def logsnr_schedule(steps: int) -> np.ndarray:
     return t.astype(np.float32)
 
 
+def cfg_halves(out, b: int):
+    """(cond, uncond) of the doubled CFG batch: cond first, as `cfg_denoiser` builds it."""
+    return out[:b], out[b:]
+
+
 def cfg_denoiser(dit, cross, global_cond, cfg_scale: float, scale_phi: float = 0.0) -> Denoiser:
     """v(x, t) from the DiT; with cfg_scale != 1 the batch also holds a zeroed-cross branch."""
 
@@ -38,7 +43,7 @@ def cfg_denoiser(dit, cross, global_cond, cfg_scale: float, scale_phi: float = 0
         out = dit(mx.concatenate([x, x]), mx.concatenate([t, t]),
                   mx.concatenate([cross, mx.zeros_like(cross)]),
                   mx.concatenate([global_cond, global_cond]))  # global cond is not nulled
-        cond, uncond = out[:b], out[b:]
+        cond, uncond = cfg_halves(out, b)
         v = uncond + (cond - uncond) * cfg_scale
         if scale_phi != 0.0:
             ratio = cond.std(axis=1, keepdims=True) / v.std(axis=1, keepdims=True)

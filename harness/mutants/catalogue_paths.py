@@ -15,6 +15,7 @@ import mlx.nn as nn
 import numpy as np
 
 from harness.model import pipeline, t5
+from harness.model import sampler as rf_sampler
 from harness.model.capture import tap
 from harness.model.dit import ContinuousTransformer, FourierFeatures, RotaryEmbedding, TransformerBlock
 from harness.model.sampler import sample as original_sample
@@ -122,18 +123,9 @@ def _fourier_t_fp16(self, t):
     return tap(self, mx.concatenate([mx.cos(f), mx.sin(f)], axis=-1))
 
 
-def _cfg_halves_swapped(dit, cross, global_cond, cfg_scale, scale_phi=0.0):
-    if cfg_scale == 1.0:
-        return lambda x, t: dit(x, t, cross, global_cond)
-
-    def denoise(x, t):
-        b = x.shape[0]
-        out = dit(mx.concatenate([x, x]), mx.concatenate([t, t]),
-                  mx.concatenate([cross, mx.zeros_like(cross)]),
-                  mx.concatenate([global_cond, global_cond]))
-        uncond, cond = out[:b], out[b:]  # BUG: the batch is cond then uncond
-        return tap(dit, uncond + (cond - uncond) * cfg_scale, "cfg")
-    return denoise
+def _cfg_halves_swapped(out, b):
+    uncond, cond = out[:b], out[b:]  # BUG: the batch is cond then uncond
+    return cond, uncond
 
 
 def _euler_dt_sign(denoise, x, t, sampler="pingpong", step_noise=None, on_step=None):
@@ -227,7 +219,7 @@ MUTANTS = [
            "CFG with the cond and uncond halves exchanged: guidance pushes AWAY from the "
            "prompt (only when cfg_scale != 1): anti-prompt, harsh, over-saturated output; "
            "not audible in the audio checks' clip, which runs at cfg 1",
-           _method(pipeline, "cfg_denoiser", _cfg_halves_swapped), audible=False),
+           _method(rf_sampler, "cfg_halves", _cfg_halves_swapped), audible=False),
     Mutant("euler-dt-sign", "sampler.steps.0.x",
            "euler integrates with dt of the wrong sign (only with --sampler euler): the noise "
            "is amplified instead of removed: loud noise; not audible in the audio checks' clip, "

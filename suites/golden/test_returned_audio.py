@@ -13,26 +13,10 @@ import numpy as np
 import pytest
 
 from harness.compare.metrics import measure
-from harness.compare.store import DEFAULT_ROOT, load_golden
 from harness.compare.tolerances import policy_for
 from harness.model.pipeline import OUTPUT_AUDIO, make_noise
 from harness.mutants import get
 
-CASE = "tiny-torch"
-
-
-@pytest.fixture(scope="module")
-def golden():
-    if not (DEFAULT_ROOT / CASE).is_dir():
-        pytest.fail(f"missing: committed golden {DEFAULT_ROOT / CASE}")
-    return load_golden(CASE, DEFAULT_ROOT)
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint):
-    from harness.weights.load import load_model
-
-    return load_model(tiny_checkpoint)
 
 
 def _run(model, g) -> np.ndarray:

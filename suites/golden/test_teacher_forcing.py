@@ -16,25 +16,10 @@ import pytest
 
 from harness.compare.divergence import LOCAL_OR_INHERITED, compare_golden
 from harness.compare.lineage import parents, teacher_forced
-from harness.compare.store import DEFAULT_ROOT, Golden, load_golden
+from harness.compare.store import Golden
 from harness.mutants import get
 
-CASE = "tiny-torch"
 B0 = "model.model.transformer.layers.0"
-
-
-@pytest.fixture(scope="module")
-def golden() -> Golden:
-    if not (DEFAULT_ROOT / CASE).is_dir():
-        pytest.fail(f"missing: committed golden {DEFAULT_ROOT / CASE}")
-    return load_golden(CASE, DEFAULT_ROOT)
-
-
-@pytest.fixture(scope="module")
-def loaded(tiny_checkpoint):
-    from harness.weights.load import load_model
-
-    return load_model(tiny_checkpoint)
 
 
 def _names(g: Golden) -> list[str]:
