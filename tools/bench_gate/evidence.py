@@ -1,0 +1,99 @@
+"""Evidence for the A/B benchmark gate (harness/bench/ab.py): unmodified runs pass, a 30% slowdown is caught.
+
+Each `run` is one A/B session with three workers interleaved pair by pair: the reference
+revision's build, this checkout unmodified ("clean"), and this checkout with every stage made
+30% slower ("slow": after each call the worker burns CPU for 0.3 x that call's CPU time; the
+stages are timed one after another, so each stage's ratio sees only its own slowdown). One
+JSON line per run is appended to OUT, with the load average before and after. Run it once per
+invocation under the machine's heavy-job lock, so the lock is released between runs:
+
+    for i in $(seq 10); do flock LOCK python tools/bench_gate/evidence.py run OUT.jsonl; done
+    python tools/bench_gate/evidence.py summary OUT.jsonl [--write]
+
+`summary` prints, per stage, the clean and slow median ratios over the runs, the threshold N
+(FLOOR_PERCENT, raised to MARGIN x the largest clean deviation when that is more), how many
+clean runs were false alarms and how many slow runs were caught; `--write` stores N and the
+measurement in golden/benchmarks/<machine class>/ab_threshold.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness.bench import ab
+from harness.bench.baseline import class_dir
+from harness.bench.plan import STAGES
+from harness.weights.synth import default_checkpoint
+
+
+def cmd_run(args) -> int:
+    stages = tuple(args.stages.split(","))
+    ckpt = default_checkpoint("tiny")
+    with ab.reference_tree(args.reference) as ref:
+        rec = ab.session(ab.REPO, ref, ckpt, stages,
+                         {"clean": {}, "slow": {s: args.slowdown for s in stages}},
+                         log=lambda m: print(m, file=sys.stderr, flush=True))
+    rec.update(reference=args.reference, slowdown=args.slowdown,
+               at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    with open(args.out, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    runs = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line]
+    stages = [s for s in STAGES if all(s in r["median_ratio"]["clean"] for r in runs)]
+    clean = {s: [r["median_ratio"]["clean"][s] for r in runs] for s in stages}
+    slow = {s: [r["median_ratio"]["slow"][s] for r in runs] for s in stages}
+    limits = {s: ab.tier(max(abs(x - 1) for x in clean[s])) for s in stages}
+    loads = [r["load_average_before"][0] for r in runs] + [r["load_average_after"][0] for r in runs]
+    print(f"{len(runs)} runs, load average (1 min) {min(loads):.1f}-{max(loads):.1f}, "
+          f"slowdown injected {runs[0]['slowdown']:.0%}\n")
+    print("| stage | pairs | clean ratio (min-max) | slow ratio (min-max) | N | false alarms | caught |")
+    print("|---|---|---|---|---|---|---|")
+    ok = True
+    for s in stages:
+        n = limits[s] / 100
+        fa = sum(x - 1 > n for x in clean[s])
+        caught = sum(x - 1 > n for x in slow[s])
+        ok &= fa == 0 and caught == len(runs)
+        pairs = sorted({r["pairs"][s] for r in runs})
+        print(f"| {s} | {pairs[0]}-{pairs[-1]} | {min(clean[s]):.3f}-{max(clean[s]):.3f} | "
+              f"{min(slow[s]):.3f}-{max(slow[s]):.3f} | {limits[s]}% | {fa}/{len(runs)} | "
+              f"{caught}/{len(runs)} |")
+    if args.write:
+        path = class_dir() / ab.THRESHOLD_FILE
+        path.write_text(json.dumps({
+            "fail_percent": limits, "margin": ab.MARGIN, "floor_percent": ab.FLOOR_PERCENT,
+            "clean_median_ratio_per_run": clean, "slow_median_ratio_per_run": slow,
+            "slowdown": runs[0]["slowdown"], "runs": len(runs),
+            "load_average_1min": [[r["load_average_before"][0], r["load_average_after"][0]]
+                                  for r in runs],
+            "measured": [runs[0]["at"], runs[-1]["at"]]}, indent=2) + "\n")
+        print(f"\nwritten: {path}")
+    return 0 if ok else 1
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("out")
+    r.add_argument("--reference", default="HEAD", help="git revision of the reference build")
+    r.add_argument("--stages", default=",".join(STAGES))
+    r.add_argument("--slowdown", type=float, default=0.3)
+    r.set_defaults(func=cmd_run)
+    s = sub.add_parser("summary")
+    s.add_argument("out")
+    s.add_argument("--write", action="store_true")
+    s.set_defaults(func=cmd_summary)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
