@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.bench.baseline import REPO, TIERS, class_dir, gate_env
+from harness.bench.baseline import REPO, TIERS, Missing, class_dir, gate_env
 from harness.bench.machine import load_average
 from harness.bench.plan import STAGES
 
@@ -123,18 +123,17 @@ def run_ab(reference: Worker, candidates: dict[str, Worker], stages=STAGES,
 
 
 def thresholds(cls: str | None = None) -> dict[str, int]:
+    """Stage -> N (percent) for this machine class, from tools/bench_gate/evidence.py."""
     path = class_dir(cls) / THRESHOLD_FILE
+    if not path.is_file():
+        raise Missing(f"{path}: missing; measure it with tools/bench_gate/evidence.py "
+                      f"(10 runs, then `summary --write`) on this machine class")
     return json.loads(path.read_text())["fail_percent"]
 
 
 def tier(excess: float) -> int:
     need = max(excess * MARGIN * 100, FLOOR_PERCENT)
     return next((t for t in TIERS if t >= need), TIERS[-1])
-
-
-def verdicts(results: dict[str, StageResult], name: str, limits: dict[str, int]) -> dict[str, bool]:
-    """Stage -> True when the candidate's median ratio is more than N% over the reference."""
-    return {s: r.median(name) - 1 > limits[s] / 100 for s, r in results.items()}
 
 
 def session(candidate_root: Path, reference_root: Path, checkpoint: Path, stages=STAGES,
@@ -160,3 +159,19 @@ def session(candidate_root: Path, reference_root: Path, checkpoint: Path, stages
             "mad_ratio": {n: {s: round(statistics.median(abs(x - r.median(n)) for x in r.ratios[n]), 4)
                               for s, r in results.items()} for n in slowdowns},
             "pairs": {s: len(next(iter(r.ratios.values()))) for s, r in results.items()}}
+
+
+def compare(reference: str, stages=STAGES, cls: str | None = None, log=print) -> int:
+    """The A/B gate: this checkout against git revision `reference`, on the tiny seeded
+    checkpoint. -> 0 when no stage's median ratio is over its N, else 1."""
+    from harness.weights.synth import default_checkpoint
+
+    limits = thresholds(cls)
+    with reference_tree(reference) as ref:
+        rec = session(REPO, ref, default_checkpoint("tiny"), stages, log=log)
+    ratios = rec["median_ratio"]["candidate"]
+    slower = [s for s in stages if ratios[s] - 1 > limits.get(s, FLOOR_PERCENT) / 100]
+    log(f"A/B gate vs {reference} (load {rec['load_average_before']}): " +
+        ("pass" if not slower else "FAIL: " + ", ".join(
+            f"{s} x{ratios[s]:.2f} > +{limits.get(s, FLOOR_PERCENT)}%" for s in slower)))
+    return 1 if slower else 0

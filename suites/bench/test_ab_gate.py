@@ -1,0 +1,57 @@
+"""The A/B benchmark gate (harness/bench/ab.py): its reference build, its injected slowdown,
+its thresholds; and (nightly) one real session that passes the unmodified checkout and
+catches a 30% slowdown. The 10-run evidence is tools/bench_gate/evidence.py (numbers in
+golden/benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from harness.bench import ab
+from harness.bench.ab_worker import _spin
+from harness.bench.baseline import Missing
+
+
+def test_reference_tree_is_that_revision():
+    show = subprocess.run(["git", "-C", str(ab.REPO), "show", "HEAD:harness/bench/plan.py"],
+                          capture_output=True, text=True)
+    if show.returncode:
+        pytest.skip("not a git checkout")
+    with ab.reference_tree("HEAD") as tree:
+        assert (tree / "harness" / "bench" / "plan.py").read_text() == show.stdout
+        assert (tree / "harness" / "__init__.py").is_file()
+
+
+def test_injected_slowdown_burns_cpu():
+    t0 = time.process_time()
+    _spin(0.05)
+    assert time.process_time() - t0 >= 0.05
+
+
+def test_threshold_floor_and_margin():
+    assert ab.tier(0.0) == ab.FLOOR_PERCENT == 15
+    assert ab.tier(0.08) == 20    # 2 x 8% = 16% -> next tier
+    assert ab.pairs_for(1e-4) == ab.PAIRS_MAX and ab.pairs_for(100.0) == ab.PAIRS_MIN
+
+
+def test_missing_thresholds_are_bad_input(tmp_path, monkeypatch):
+    monkeypatch.setattr(ab, "class_dir", lambda cls=None: tmp_path)
+    with pytest.raises(Missing, match="ab_threshold.json"):
+        ab.thresholds()
+
+
+@pytest.mark.nightly
+def test_session_passes_clean_and_catches_30_percent():
+    from harness.weights.synth import default_checkpoint
+
+    stages = ("t5", "vae_decode_short")
+    with ab.reference_tree("HEAD") as ref:
+        rec = ab.session(ab.REPO, ref, default_checkpoint("tiny"), stages,
+                         {"clean": {}, "slow": {s: 0.3 for s in stages}})
+    for s in stages:
+        clean, slow = rec["median_ratio"]["clean"][s], rec["median_ratio"]["slow"][s]
+        assert clean - 1 <= ab.FLOOR_PERCENT / 100 < slow - 1, (s, rec)
