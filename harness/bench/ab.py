@@ -36,6 +36,7 @@ from pathlib import Path
 from harness.bench.baseline import REPO, TIERS, Missing, class_dir, gate_env
 from harness.bench.machine import load_average
 from harness.bench.plan import STAGES
+from harness.errors import BadInput
 
 WORKER = Path(__file__).with_name("ab_worker.py")
 ROUND_BUDGET_S = 2.0      # CPU seconds of timed rounds per stage and side, about
@@ -72,6 +73,10 @@ class Worker:
 @contextlib.contextmanager
 def reference_tree(rev: str):
     """The `harness` package of git revision `rev` of this checkout, in a temporary directory."""
+    known = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet",
+                            f"{rev}^{{commit}}"], capture_output=True)
+    if known.returncode:
+        raise BadInput(None, f"--reference {rev}: not a git revision of {REPO.name}")
     with tempfile.TemporaryDirectory(prefix="sao-ab-ref-") as tmp:
         git = subprocess.Popen(["git", "-C", str(REPO), "archive", rev, "harness"],
                                stdout=subprocess.PIPE)

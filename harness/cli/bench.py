@@ -51,7 +51,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_bench)
 
     gate = p.add_subparsers(dest="bench_command", required=False, parser_class=type(p),
-                            metavar="{record,compare,noise}",
+                            metavar="{record,compare,noise,ab}",
                             help="the benchmark gate (without one: the latency table)")
     for name, fn, text in (
             ("record", cmd_record, "run the benchmarks, store them as this machine class's "
@@ -72,6 +72,14 @@ def register(sub) -> None:
             s.add_argument("--runs", type=int, default=10, help="repeated runs")
             s.add_argument("--write", action="store_true", help="store the thresholds")
         s.set_defaults(func=fn)
+    text = ("this checkout's tiny stages against a git revision's, interleaved in one run; exit "
+            "1 when a stage is slower by more than ab_threshold.json's N")
+    s = gate.add_parser("ab", help=text, description=text)
+    s.add_argument("--reference", default="main", help="git revision (default: %(default)s)")
+    s.add_argument("--stages", default=",".join(STAGES),
+                   help="comma-separated subset (default: all)")
+    s.add_argument("--machine-class", default=None, help="threshold key (default: this machine's)")
+    s.set_defaults(func=cmd_ab)
 
 
 def cmd_record(args) -> int:
@@ -90,6 +98,14 @@ def cmd_noise(args) -> int:
     from harness.bench import baseline
 
     return baseline.noise(args.preset, args.runs, args.write, args.machine_class)
+
+
+def cmd_ab(args) -> int:
+    from harness.bench import ab
+    from harness.bench.plan import STAGES
+
+    return ab.compare(args.reference, tuple(_names(args.stages, STAGES, "stages")),
+                      args.machine_class)
 
 
 # Full-size stages left out by default: at 256 frames the MLX decode alone takes minutes here.

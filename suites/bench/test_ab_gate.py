@@ -14,6 +14,7 @@ import pytest
 from harness.bench import ab
 from harness.bench.ab_worker import _spin
 from harness.bench.baseline import Missing
+from harness.errors import BadInput
 
 
 def test_reference_tree_is_that_revision():
@@ -24,6 +25,12 @@ def test_reference_tree_is_that_revision():
     with ab.reference_tree("HEAD") as tree:
         assert (tree / "harness" / "bench" / "plan.py").read_text() == show.stdout
         assert (tree / "harness" / "__init__.py").is_file()
+
+
+def test_unknown_revision_is_bad_input():
+    with pytest.raises(BadInput, match="no-such-revision"):
+        with ab.reference_tree("no-such-revision"):
+            pass
 
 
 def test_injected_slowdown_burns_cpu():
