@@ -39,7 +39,7 @@ from harness.bench.plan import STAGES
 from harness.errors import BadInput
 
 WORKER = Path(__file__).with_name("ab_worker.py")
-ROUND_BUDGET_S = 2.0      # CPU seconds of timed rounds per stage and side, about
+ROUND_BUDGET_S = 1.5      # CPU seconds of timed rounds per stage and side, about
 PAIRS_MIN, PAIRS_MAX = 9, 201
 MARGIN = 2.0
 FLOOR_PERCENT = 15        # half the 30% slowdown the gate must catch
