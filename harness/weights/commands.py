@@ -10,7 +10,7 @@ from harness.model.config import PRESETS
 from harness.weights.load import load_official, load_t5, open_checkpoint, sha256_file
 from harness.weights.safetensors_io import dtype_names
 from harness.weights.synth import write_checkpoint
-from harness.weights.validate import GROUPS
+from harness.model.prefixes import CHECKPOINT_GROUPS as GROUPS
 
 
 def register(sub) -> None:
