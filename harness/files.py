@@ -79,9 +79,9 @@ def read_json_object(path: str | Path, what: str = "JSON file") -> dict:
     try:
         data = json.loads(raw.decode("utf-8"))
     except RecursionError:
-        raise BadInput(path, "does not parse as JSON (nested too deeply)") from None
+        raise BadInput(path, "not valid JSON (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise BadInput(path, f"does not parse as JSON ({e})") from None
+        raise BadInput(path, f"not valid JSON ({e})") from None
     if not isinstance(data, dict):
         raise BadInput(path, f"is not a JSON object (a {type(data).__name__}): not a {what}")
     return data

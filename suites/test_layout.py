@@ -169,13 +169,17 @@ def floors(graph: dict[str, set[str]]) -> int:
 # -- the --weights load path ------------------------------------------------------------------
 
 def trace_load(weights: Path, out: Path) -> list[tuple[str, str]]:
-    """Cross-room calls while `sao-harness generate --weights W` loads W: from the generate
-    command's own function (`cmd_generate`) up to the model's first forward. One entry per
+    """Cross-folder calls while `sao-harness generate --weights W` loads W: from the generate
+    command's own function (the parser's `func`) up to the model's first forward. One entry per
     distinct (caller module, callee module) pair whose rooms differ, in first-occurrence
     order; the caller is the nearest harness frame below the callee. A folder is a directory
     (`folder`): harness/'s own modules (files, settings, ...) are one. Import-time code (a
     module body and what it calls) is not the load path and is left out."""
-    from harness.cli import main
+    from harness.cli import build_parser, main
+
+    argv = ["generate", "--weights", str(weights), "--prompt-ids", "1", "--steps", "1",
+            "--out", str(out)]
+    command = build_parser().parse_args(argv).func.__code__
 
     root = str(HARNESS)
     seen: dict[tuple[str, str], None] = {}
@@ -213,7 +217,7 @@ def trace_load(weights: Path, out: Path) -> list[tuple[str, str]]:
         if callee is None or code.co_name == "<module>":
             return
         if not started[0]:
-            started[0] = code.co_name == "cmd_generate"
+            started[0] = code is command
             return
         if code.co_name in ("generate", "run") and callee == "harness.model.pipeline":
             raise Loaded  # the checkpoint is loaded: generation starts
@@ -236,15 +240,14 @@ def trace_load(weights: Path, out: Path) -> list[tuple[str, str]]:
                 setattr(m, attr, _shim(value, note, mod(target.__code__)))
     sys.setprofile(profile)
     try:
-        main(["generate", "--weights", str(weights), "--prompt-ids", "1", "--steps", "1",
-              "--out", str(out)])
+        main(argv)
     except Loaded:
         pass
     finally:
         sys.setprofile(None)
         for m, attr, value in patched:
             setattr(m, attr, value)
-    assert started[0], "no cmd_generate on the generate path: update trace_load"
+    assert started[0], "the generate command never ran: update trace_load"
     return list(seen)
 
 
