@@ -169,12 +169,13 @@ def floors(graph: dict[str, set[str]]) -> int:
 # -- the --weights load path ------------------------------------------------------------------
 
 def trace_load(weights: Path, out: Path) -> list[tuple[str, str]]:
-    """Cross-folder calls while `sao-harness generate --weights W` loads W: from the generate
-    command's own function (the parser's `func`) up to the model's first forward. One entry per
-    distinct (caller module, callee module) pair whose rooms differ, in first-occurrence
-    order; the caller is the nearest harness frame below the callee. A folder is a directory
-    (`folder`): harness/'s own modules (files, settings, ...) are one. Import-time code (a
-    module body and what it calls) is not the load path and is left out."""
+    """Cross-folder calls along the path of `--weights W` in `sao-harness generate`: the call
+    the generate command (the parser's `func`) makes with W as an argument, and every call
+    below it, until it returns. One entry per distinct (caller module, callee module) pair
+    whose folders differ, in first-occurrence order; the caller is the nearest harness frame
+    below the callee. A folder is a directory (`folder`): harness/'s own modules (files,
+    settings, ...) are one. Import-time code (a module body and what it calls) is not the
+    path and is left out; so is the rest of the command (checking --out, generating)."""
     from harness.cli import build_parser, main
 
     argv = ["generate", "--weights", str(weights), "--prompt-ids", "1", "--steps", "1",
@@ -184,7 +185,8 @@ def trace_load(weights: Path, out: Path) -> list[tuple[str, str]]:
     root = str(HARNESS)
     seen: dict[tuple[str, str], None] = {}
     module_cache: dict[str, str | None] = {}
-    started = [False]
+    state = ["before"]  # -> "command" (its func entered) -> "loading" (W passed) -> "done"
+    loading = []
 
     def mod(code) -> str | None:
         if code is None:
@@ -199,7 +201,7 @@ def trace_load(weights: Path, out: Path) -> list[tuple[str, str]]:
         pass
 
     def note(caller_frame, callee: str) -> None:
-        if not started[0]:
+        if state[0] != "loading":
             return
         while caller_frame is not None and mod(caller_frame.f_code) is None:
             caller_frame = caller_frame.f_back
@@ -209,25 +211,34 @@ def trace_load(weights: Path, out: Path) -> list[tuple[str, str]]:
         if folder(caller) != folder(callee):
             seen.setdefault((caller, callee))
 
+    def takes_weights(frame) -> bool:
+        return any(isinstance(v, (str, Path)) and Path(v) == weights
+                   for v in frame.f_locals.values())
+
     def profile(frame, event, arg):
+        if event == "return" and loading and frame is loading[0]:
+            state[0] = "done"
+            raise Loaded  # W is loaded: the rest of the command is not its path
         if event != "call":
             return
         code = frame.f_code
         callee = mod(code)
         if callee is None or code.co_name == "<module>":
             return
-        if not started[0]:
-            started[0] = code is command
-            return
-        if code.co_name in ("generate", "run") and callee == "harness.model.pipeline":
-            raise Loaded  # the checkpoint is loaded: generation starts
-        note(frame.f_back, callee)
+        if state[0] == "before" and code is command:
+            state[0] = "command"
+        elif state[0] == "command" and takes_weights(frame):
+            state[0] = "loading"
+            loading.append(frame)
+            note(frame.f_back, callee)
+        elif state[0] == "loading":
+            note(frame.f_back, callee)
 
     # A cached function (functools.lru_cache) answers a repeated call from C, without a frame:
     # while tracing, every module's reference to a harness one goes through a Python shim.
     patched = []
     for name in [module_of(p) for p in HARNESS.rglob("*.py")
-                 if not {"stubs", "reference"} & set(p.parts)]:
+                 if not {"stubs", "reference"} & set(p.parts) and p.name != "__main__.py"]:
         try:
             importlib.import_module(name)
         except ImportError:
@@ -247,7 +258,7 @@ def trace_load(weights: Path, out: Path) -> list[tuple[str, str]]:
         sys.setprofile(None)
         for m, attr, value in patched:
             setattr(m, attr, value)
-    assert started[0], "the generate command never ran: update trace_load"
+    assert state[0] == "done", f"no call took --weights in the generate command ({state[0]})"
     return list(seen)
 
 

@@ -1,6 +1,6 @@
 """Output-layout mutants: the planar (C, N) audio reaches the WAV file in the wrong layout.
 
-They patch `harness.model.commands.write_wav` (what `sao-harness generate` writes with), so
+They patch `harness.audio.io.write_wav` (what `sao-harness generate` writes with), so
 their module is the pseudo-path `output.wav`: no golden tensor sees them; the WAV round trip
 and the audio checks on the file as written localize them.
 """
@@ -11,11 +11,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from harness.model import commands
+from harness.audio import io
 from harness.mutants.core import Mutant, patched, register
 
 OUTPUT = "output.wav"
-_WRITE_WAV = commands.write_wav  # the real writer, kept before any patch
+_WRITE_WAV = io.write_wav  # the real writer, kept before any patch
 
 
 def _writer(transform):
@@ -26,7 +26,7 @@ def _writer(transform):
 
     @contextmanager
     def apply(model, checkpoint):
-        with patched(commands, "write_wav", write_wav):
+        with patched(io, "write_wav", write_wav):
             yield
     return apply
 

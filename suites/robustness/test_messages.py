@@ -82,7 +82,7 @@ def _boom(args):
 
 
 def test_internal_error_is_exit_3_one_line(monkeypatch, tiny_checkpoint):
-    from harness.weights import commands
+    from harness.cli import inspect as commands
 
     monkeypatch.setattr(commands, "inspect_checkpoint", lambda p: _boom(p))
     line = error_line(cli("inspect", tiny_checkpoint), 3, "internal error: RuntimeError: "
@@ -91,7 +91,7 @@ def test_internal_error_is_exit_3_one_line(monkeypatch, tiny_checkpoint):
 
 
 def test_debug_shows_the_traceback(monkeypatch, tiny_checkpoint):
-    from harness.weights import commands
+    from harness.cli import inspect as commands
 
     monkeypatch.setattr(commands, "inspect_checkpoint", lambda p: _boom(p))
     res = cli("inspect", "--debug", tiny_checkpoint)
@@ -100,7 +100,7 @@ def test_debug_shows_the_traceback(monkeypatch, tiny_checkpoint):
 
 
 def test_memory_error_is_a_resource_failure_not_a_verdict(monkeypatch, tiny_checkpoint):
-    from harness.weights import commands
+    from harness.cli import inspect as commands
 
     def oom(p):
         raise MemoryError()

@@ -1,10 +1,11 @@
-"""`sao-harness bench [--config tiny|full] [--json]`: stage x implementation latency table.
+"""`sao-harness bench [--config tiny|full] [--json]`: stage x implementation latency table;
+`sao-harness bench record|compare|noise`: the benchmark gate against stored baselines.
 
 MLX stages run in this process; the peers (official PyTorch on CPU, LiteRT with XNNPACK,
 both fp32) run on the same machine in the same invocation, on the same inputs, through the
 reference venv (`harness.bench.peers`). Ratios are MLX time / peer time (> 1: MLX slower).
-Timing only: it never fails on speed (regressions are `pytest suites/bench` with
---benchmark-compare-fail, see golden/benchmarks/README.md).
+The table never fails on speed: regressions are `sao-harness bench compare` (CPU time in
+calibration units against golden/benchmarks/<machine class>/, see its README).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
 from harness.errors import BadInput
 
 
@@ -48,6 +49,47 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     add_device_argument(p)
     p.set_defaults(func=cmd_bench)
+
+    gate = p.add_subparsers(dest="bench_command", required=False, parser_class=type(p),
+                            metavar="{record,compare,noise}",
+                            help="the benchmark gate (without one: the latency table)")
+    for name, fn, text in (
+            ("record", cmd_record, "run the benchmarks, store them as this machine class's "
+                                   "baseline"),
+            ("compare", cmd_compare, "run them against the stored baseline; exit 1 on a "
+                                     "regression"),
+            ("noise", cmd_noise, "measure the run-to-run spread of min; thresholds from it")):
+        s = gate.add_parser(name, help=text, description=text)
+        s.add_argument("--preset", choices=("tiny", "full"), default="tiny",
+                       help="which benchmarks (the seeded checkpoint's preset)")
+        s.add_argument("--machine-class", default=None,
+                       help="baseline key (default: this machine's, `python -m "
+                            "harness.bench.machine`)")
+        if name == "compare":
+            s.add_argument("--fail-percent", type=int, default=None,
+                           help="one N for every benchmark (default: threshold.json's)")
+        if name == "noise":
+            s.add_argument("--runs", type=int, default=10, help="repeated runs")
+            s.add_argument("--write", action="store_true", help="store the thresholds")
+        s.set_defaults(func=fn)
+
+
+def cmd_record(args) -> int:
+    from harness.bench import baseline
+
+    return baseline.record(args.preset, args.machine_class)
+
+
+def cmd_compare(args) -> int:
+    from harness.bench import baseline
+
+    return baseline.compare(args.preset, args.machine_class, args.fail_percent)
+
+
+def cmd_noise(args) -> int:
+    from harness.bench import baseline
+
+    return baseline.noise(args.preset, args.runs, args.write, args.machine_class)
 
 
 # Full-size stages left out by default: at 256 frames the MLX decode alone takes minutes here.

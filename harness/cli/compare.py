@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from harness.golden.store import DEFAULT_ROOT, case_dirs
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
 from harness.errors import BadInput
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import BadInput
+from harness.ports.report import fmt_seconds, to_markdown
 
 
 def register(sub) -> None:
@@ -39,23 +40,6 @@ def register(sub) -> None:
     c.add_argument("--report", type=Path, metavar="DIR", help="write port-<name>.md/.json here")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_check)
-
-
-def _fmt_s(s) -> str:
-    return "-" if s is None else f"{s:.3g} s"
-
-
-def to_markdown(report) -> str:
-    lines = [f"# port check: {report.port} ({report.adapter})", "",
-             f"golden `{report.case}`, weights `{report.weights}`: "
-             f"**{'PASS' if report.passed else 'FAIL'}**", "",
-             "| stage | verdict | first divergence | SNR dB | port | bundled | detail |",
-             "|---|---|---|---|---|---|---|"]
-    for s in report.stages:
-        snr = "" if s.snr_db is None else f"{s.snr_db:.1f}"
-        lines.append(f"| {s.name} | {s.verdict} | {s.first_divergence or ''} | {snr} | "
-                     f"{_fmt_s(s.seconds)} | {_fmt_s(s.bundled_seconds)} | {s.detail} |")
-    return "\n".join(lines) + "\n"
 
 
 def write_report(args, report, error: str | None = None) -> None:
@@ -98,7 +82,7 @@ def cmd_check(args) -> int:
     else:
         print(f"port {report.port} ({report.adapter}) vs golden {report.case}")
         for s in report.stages:
-            times = f" [port {_fmt_s(s.seconds)}, bundled {_fmt_s(s.bundled_seconds)}]" \
+            times = f" [port {fmt_seconds(s.seconds)}, bundled {fmt_seconds(s.bundled_seconds)}]" \
                 if s.seconds is not None else ""
             print(f"  {s.name}: {s.verdict.upper()} {s.detail}{times}")
         first = report.first_failure

@@ -12,7 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
 from harness.errors import one_line
 from harness.gate.result import ERROR, Stage
 
@@ -52,7 +52,7 @@ def register(sub) -> None:
 def _cli_process() -> bool:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    return (spec is not None and spec.name == "harness.cli") or Path(sys.argv[0]).name == "sao-harness"
+    return (spec is not None and spec.name in ("harness.cli", "harness.cli.__main__")) or Path(sys.argv[0]).name == "sao-harness"
 
 
 def cmd_gate(args) -> int:

@@ -13,12 +13,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
 from harness.errors import BadInput
 
 
 def add_calibrate_parser(gsub) -> None:
-    from harness.compare.compare_cmd import add_case_arguments
+    from harness.cli.compare import add_case_arguments
 
     p = gsub.add_parser("calibrate", help="run the goldens on a device and propose its floors "
                                           "(worst SNR per group - >= 10 dB, down to 5 dB steps)")
@@ -45,7 +45,7 @@ def cmd_calibrate(args) -> int:
     import mlx.core as mx
 
     from harness.golden.calibrate import proposed_table, worst_per_group
-    from harness.compare.compare_cmd import matching_goldens
+    from harness.cli.compare import matching_goldens
     from harness.compare.divergence import compare_golden
     from harness.device import current
     from harness.provenance import provenance

@@ -1,9 +1,10 @@
 """`sao-harness` console script: exit 0 = pass, 1 = check failed, 2 = bad input or usage
 (a resource limit included), 3 = internal error (`--debug` shows the traceback).
 
-Each area of the harness registers its own subcommands (`register(subparsers)` in its
-`commands` module); this file only dispatches and turns exceptions into exit codes, so
-every command reports bad input the same way: one line, no traceback.
+This package is the only place that parses command lines: one module per subcommand, each
+with `register(subparsers)`. This file only dispatches and turns exceptions into exit codes,
+so every command reports bad input the same way: one line, no traceback. Library code never
+imports it.
 """
 
 from __future__ import annotations
@@ -24,16 +25,17 @@ PRELOAD_COMMANDS = {"generate", "bench", "gate", "mutants", "compare", "port"}
 
 # Modules that define `register(subparsers)`; each subcommand's function returns an exit code.
 COMMAND_MODULES = [
-    "harness.weights.commands",         # synth, inspect
-    "harness.weights.tflite_commands",  # weights extract / diff
-    "harness.model.commands",           # generate
-    "harness.audio.commands",           # audio check
-    "harness.compare.commands",         # golden record / verify / list
-    "harness.compare.compare_cmd",      # compare (first divergence)
-    "harness.bench.commands",           # bench
-    "harness.gate.commands",            # gate
-    "harness.mutants.commands",         # mutants run
-    "harness.ports.commands",           # port check
+    "harness.cli.synth",     # synth
+    "harness.cli.inspect",   # inspect
+    "harness.cli.weights",   # weights extract / diff
+    "harness.cli.generate",  # generate
+    "harness.cli.audio",     # audio check
+    "harness.cli.golden",    # golden record / verify / list / calibrate
+    "harness.cli.compare",   # compare (first divergence)
+    "harness.cli.bench",     # bench, bench record / compare / noise
+    "harness.cli.gate",      # gate
+    "harness.cli.mutants",   # mutants run / list
+    "harness.cli.port",      # port check
 ]
 
 
@@ -123,7 +125,3 @@ def main(argv: list[str] | None = None) -> int:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     return int(code or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
 
 
 def register(sub) -> None:

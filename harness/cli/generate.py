@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
 from harness.errors import BadInput
-from harness.files import atomic_file, check_output_target
 
 
 def register(sub) -> None:
@@ -79,36 +77,15 @@ def parse_ids(text: str, max_length: int, vocab_size: int) -> tuple[np.ndarray, 
     return out, mask
 
 
-def check_writable(path: Path) -> None:
-    """Fail before any model work when the output cannot be written."""
-    check_output_target(path)  # never replace a directory, device node or FIFO
-    if not os.access(path.parent, os.W_OK) or not path.parent.is_dir():
-        raise BadInput(path, "cannot write: directory missing or not writable")
-    if path.suffix.lower() != ".wav":
-        raise BadInput(path, "output must be a .wav file")
-
-
-def write_wav(path: Path, audio: np.ndarray, sample_rate: int, seconds: float) -> int:
-    """Planar (C, N) -> interleaved float WAV trimmed to seconds·rate; atomic. -> samples written."""
-    from harness.audio.io import save
-
-    n = int(round(seconds * sample_rate))
-    if n > audio.shape[1]:
-        raise BadInput(path, f"{seconds} s needs {n} samples, the model made {audio.shape[1]}")
-    check_writable(path)
-    with atomic_file(path, suffix=".wav") as tmp:
-        save(tmp, audio[:, :n], sample_rate, subtype="FLOAT")
-    return n
-
-
 def cmd_generate(args) -> int:
+    from harness.audio import io  # through the module: the I/O mutants patch write_wav
     from harness.blas import blas_advice
     from harness.model.tokenizer import Tokenizer
     from harness.provenance import provenance
     from harness.weights.load import load_model
     from harness.weights.synth import default_checkpoint
 
-    check_writable(args.out)
+    io.check_writable(args.out)
     check_options(args)
     model, ckpt = load_model(args.weights or default_checkpoint("tiny"))
     cfg = ckpt.config
@@ -127,7 +104,7 @@ def cmd_generate(args) -> int:
                                         f"T5 vocabulary [0, {cfg.t5.vocab_size})")
     gen = model.generate(ids, mask, seconds, steps=args.steps, sampler=args.sampler,
                          cfg_scale=args.cfg, seed=args.seed)
-    n = write_wav(args.out, gen.audio, cfg.sample_rate, seconds)
+    n = io.write_wav(args.out, gen.audio, cfg.sample_rate, seconds)
     result = {"out": str(args.out), "weights": str(ckpt.model_file), "preset": cfg.preset,
               "samples": n, "sample_rate": cfg.sample_rate, "seconds_total": seconds,
               "timings_s": {k: round(v, 4) for k, v in gen.timings.items()},

@@ -1,4 +1,4 @@
-"""`sao-harness synth` and `sao-harness inspect`."""
+"""`sao-harness inspect PATH`: strict validation summary of a checkpoint."""
 
 from __future__ import annotations
 
@@ -6,31 +6,16 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from harness.model.config import PRESETS
+from harness.model.prefixes import CHECKPOINT_GROUPS as GROUPS
 from harness.weights.load import load_official, load_t5, open_checkpoint, sha256_file
 from harness.weights.safetensors_io import dtype_names
-from harness.weights.synth import write_checkpoint
-from harness.model.prefixes import CHECKPOINT_GROUPS as GROUPS
 
 
 def register(sub) -> None:
-    p = sub.add_parser("synth", help="write a seeded checkpoint in the official layout")
-    p.add_argument("--config", choices=tuple(PRESETS), default="tiny")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, type=Path)
-    p.set_defaults(func=cmd_synth)
-
     p = sub.add_parser("inspect", help="validate a checkpoint strictly and summarize it")
     p.add_argument("path", type=Path, help="checkpoint directory or model.safetensors")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_inspect)
-
-
-def cmd_synth(args) -> int:
-    out = write_checkpoint(args.config, args.seed, args.out)
-    print(f"wrote {args.config} seed {args.seed} checkpoint to {out} "
-          f"(model.safetensors sha256 {sha256_file(out / 'model.safetensors')})")
-    return 0
 
 
 def inspect_checkpoint(path: Path) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.golden.store import DEFAULT_ROOT, MANIFEST_FILE, TENSORS_FILE, case_dirs, check_golden
 from harness.errors import BadInput
-from harness.settings import reference_python
+from harness.settings import CHECKOUT, reference_python
 
 
 def register(sub) -> None:
@@ -43,7 +43,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
 
-    from harness.compare.calibrate_cmd import add_calibrate_parser
+    from harness.cli.calibrate import add_calibrate_parser
     add_calibrate_parser(gsub)
 
 
@@ -56,7 +56,7 @@ def cmd_record(args) -> int:
 
     python = sys.executable if importlib.util.find_spec("stable_audio_tools") else \
         reference_python()
-    repo = str(Path(__file__).resolve().parents[2])
+    repo = str(CHECKOUT)  # this source tree first: the recorder runs our harness.reference
     env = clean_env(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
     proc = subprocess.run([python, "-m", "harness.reference.record", *_argv_of(args)], env=env)
