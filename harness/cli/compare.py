@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.compare.store import DEFAULT_ROOT, case_dirs
+from harness.golden.store import DEFAULT_ROOT, case_dirs
 from harness.cli.options import add_device_argument
 from harness.cli.output import emit
 from harness.errors import BadInput
@@ -62,7 +62,7 @@ def matching_goldens(args, weights) -> tuple[list, list[dict]]:
     match; without --case, cases recorded for other weights (a store holds tiny and full
     ones) are listed as not compared, and at least one must match."""
     from harness.compare.divergence import OtherWeights, verify_weights
-    from harness.compare.store import check_golden
+    from harness.golden.store import check_golden
     from harness.weights.load import open_checkpoint
 
     ckpt = open_checkpoint(weights)

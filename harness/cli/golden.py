@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from harness.cli.output import emit, emit_error
-from harness.compare.store import DEFAULT_ROOT, MANIFEST_FILE, TENSORS_FILE, case_dirs, check_golden
+from harness.golden.store import DEFAULT_ROOT, MANIFEST_FILE, TENSORS_FILE, case_dirs, check_golden
 from harness.errors import BadInput
 from harness.progress import progress, without_progress
 from harness.settings import CHECKOUT, reference_python

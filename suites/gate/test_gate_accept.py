@@ -9,7 +9,7 @@ import gate_variants as gv
 import pytest
 
 from cli_util import run_cli
-from harness.gate.weightdiff import CHANGED
+from harness.compare.weightdiff import CHANGED
 
 # maker, tolerance class the gate must infer, a tensor the re-encoding touched
 REENCODINGS = {

@@ -8,7 +8,7 @@ import gate_variants as gv
 import numpy as np
 import pytest
 
-from harness.gate.weightdiff import CHANGED, classify
+from harness.compare.weightdiff import CHANGED, classify
 
 pytestmark = pytest.mark.full
 FRAMES = 8  # the full VAE decodes 16384 samples from it; SNR does not depend on length
