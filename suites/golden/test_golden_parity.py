@@ -22,6 +22,7 @@ from harness.compare.report import to_json, to_markdown
 from harness.golden.store import (DEFAULT_ROOT, MANIFEST_FILE, build_manifest, case_dirs,
                                    check_golden, write_golden)
 from harness.errors import BadInput
+from harness.progress import without_progress
 
 SMALL_CASE = "tiny-torch-cfg"  # one of the small tiny cases: cheap to copy and tamper with
 
@@ -130,7 +131,7 @@ def compare_cli(capsys, *args):
 
 def assert_bad_input(capsys, args, *needles):
     code, _, err = compare_cli(capsys, *args)
-    lines = [l for l in err.splitlines() if l.strip()]
+    lines = without_progress(err)
     assert code == 2, f"exit {code}: {err!r}"
     assert len(lines) == 1 and "Traceback" not in err, err
     for n in needles:

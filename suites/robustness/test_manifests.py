@@ -67,7 +67,7 @@ def _case(golden_dir, root, edit):
 def test_golden_verify(name, golden_dir, tmp_path):
     edit, needle = MANIFESTS[name]
     case = _case(golden_dir, tmp_path, edit)
-    bad_input(cli("golden", "verify", tmp_path), case / "manifest.json", needle)
+    bad_input(cli("golden", "verify", "--golden-dir", tmp_path), case / "manifest.json", needle)
 
 
 @pytest.mark.parametrize("name", ["shape-as-strings", "deep-nesting", "tensors-list"])
