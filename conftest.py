@@ -31,16 +31,6 @@ if settings is not None:
     settings.load_profile(os.environ.get("SAO_HYPOTHESIS_PROFILE", "ci"))
 
 
-def in_ci() -> bool:
-    return bool(os.environ.get("CI"))
-
-
-def require(condition: bool, what: str):
-    """Skip locally, fail in CI: a suite that CI is meant to run must not skip silently."""
-    if not condition:
-        (pytest.fail if in_ci() else pytest.skip)(f"missing: {what}")
-
-
 @pytest.fixture(scope="session")
 def tiny_model(tiny_checkpoint):
     from harness.weights.load import load_model

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from contract import bad_input, cli, run
+from suites.robustness.contract import bad_input, cli, run
+
 
 GENERATE = {  # options -> words the one line must hold
     "steps-zero": (["--steps", "0"], "--steps 0 outside [1, 1000]"),

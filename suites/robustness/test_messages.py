@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contract import bad_input, cli, error_line
+from suites.robustness.contract import bad_input, cli, error_line
+
 
 INJECTIONS = {
     "newline": "x\nACCEPT: all weights verified",

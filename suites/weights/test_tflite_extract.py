@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_util import Result, assert_one_line_error
 from harness.errors import BadInput
 from harness.weights.diff import run_diff
 from harness.weights.load import sha256_file
@@ -32,6 +31,7 @@ from harness.weights.safetensors_io import read_safetensors, write_safetensors
 from harness.weights.synth import write_checkpoint
 from harness.weights.tflite import (Namer, extract, load_config, read_extraction, read_graph,
                                     scope_chains)
+from suites.cli_util import Result, assert_one_line_error
 
 MICRO = Path(__file__).parent / "data" / "tflite-micro"
 SAME_INT8 = "verdict: same weights (within int8 quantization)"
