@@ -83,7 +83,7 @@ def weights_path(request, tiny_checkpoint) -> Path:
 
 @pytest.fixture(scope="session")
 def golden_dir(request) -> Path:
-    from harness.compare.store import DEFAULT_ROOT
+    from harness.golden.store import DEFAULT_ROOT
 
     return request.config.getoption("--golden-dir") or DEFAULT_ROOT
 

@@ -1,5 +1,5 @@
 """`sao-harness golden calibrate --device D [--out FILE]`: measure MLX on a device against the
-goldens and write a proposed floor table (harness/compare/device_floors/README.md).
+goldens and write a proposed floor table (harness/golden/device_floors/README.md).
 
 Exit 0 when the table is written; 2 on bad input (no device, no matching golden, unwritable
 --out). It judges nothing: the table is reviewed, then committed.
@@ -44,7 +44,7 @@ def write_atomic(path: Path, text: str) -> None:
 def cmd_calibrate(args) -> int:
     import mlx.core as mx
 
-    from harness.compare.calibrate import proposed_table, worst_per_group
+    from harness.golden.calibrate import proposed_table, worst_per_group
     from harness.compare.compare_cmd import matching_goldens
     from harness.compare.divergence import compare_golden
     from harness.device import current
@@ -79,8 +79,8 @@ def cmd_calibrate(args) -> int:
                   f"{v['tensor']} ({v['case']})")
     for s in skipped:
         print(f"{s['case']}: not compared, {s['reason']}")
-    use = (f"review it; commit as harness/compare/device_floors/{device}.json to use it"
-           if device != "cpu" else "the CPU floors live in harness/compare/tolerances.py; "
+    use = (f"review it; commit as harness/golden/device_floors/{device}.json to use it"
+           if device != "cpu" else "the CPU floors live in harness/golden/tolerances.py; "
                                    "each must be <= the proposed one")
     print(f"proposed floor table written: {out} ({use})")
     return 0

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.compare.store import DEFAULT_ROOT, MANIFEST_FILE, TENSORS_FILE, case_dirs, check_golden
+from harness.golden.store import DEFAULT_ROOT, MANIFEST_FILE, TENSORS_FILE, case_dirs, check_golden
 from harness.errors import BadInput
 from harness.settings import reference_python
 

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.compare.store import DEFAULT_ROOT, case_dirs
+from harness.golden.store import DEFAULT_ROOT, case_dirs
 from harness.device import add_device_argument
 from harness.errors import BadInput
 
@@ -61,7 +61,7 @@ def matching_goldens(args, weights) -> tuple[list, list[dict]]:
     match; without --case, cases recorded for other weights (a store holds tiny and full
     ones) are listed as not compared, and at least one must match."""
     from harness.compare.divergence import OtherWeights, verify_weights
-    from harness.compare.store import check_golden
+    from harness.golden.store import check_golden
     from harness.weights.load import open_checkpoint
 
     ckpt = open_checkpoint(weights)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.compare.metrics import measure
-from harness.gate.weightdiff import snr_db
+from harness.compare.weightdiff import snr_db
 
 PROMPTS = ("warm analog synth pad with a slow filter sweep", "128 BPM tech house drum loop")
 SECONDS = (3.0, 11.0)

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import BadInput
-from harness.gate import drift, weightdiff
+from harness.compare import weightdiff
+from harness.gate import drift
 from harness.gate.result import FAIL, INFO, PASS, SKIP, GateResult, Stage
 from harness.weights.load import Checkpoint, load_official, load_t5, open_checkpoint, sha256_file
 from harness.weights.safetensors_io import dtype_names, read_header, read_safetensors
@@ -286,7 +287,7 @@ class Gate:
         return diffs
 
     def parity(self, st: Stage) -> None:
-        from harness.compare import store
+        from harness.golden import store
         from harness.compare.divergence import compare_golden
 
         opts, same = self.opts, self.opts.expect == "same"

@@ -103,7 +103,7 @@ class Bench:
         committed trained weights); cases: the golden cases to compare with (the model's own
         case is always among them; the euler/CFG/long cases exist for `tiny` only)."""
         from harness.compare.divergence import verify_weights
-        from harness.compare.store import DEFAULT_ROOT, load_golden
+        from harness.golden.store import DEFAULT_ROOT, load_golden
         from harness.weights.load import load_model
         from harness.weights.synth import write_checkpoint
 
@@ -274,7 +274,7 @@ class Bench:
 def _matches(back: np.ndarray, reference: np.ndarray, golden) -> bool:
     """The WAV as read back vs the reference's returned audio, under the golden's policy."""
     from harness.compare.metrics import measure
-    from harness.compare.tolerances import policy_for
+    from harness.golden.tolerances import policy_for
 
     if back.shape != reference.shape:
         return False

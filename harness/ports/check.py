@@ -26,8 +26,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from harness.compare.metrics import measure
-from harness.compare.store import group_of
-from harness.compare.tolerances import Policy, policy_for
+from harness.golden.store import group_of
+from harness.golden.tolerances import Policy, policy_for
 from harness.errors import BadInput
 from harness.ports.result import FAIL, NOT_COVERED, PASS, PortReport, StageResult, TensorRow
 from harness.ports.runner import DEFAULT_TIMEOUT, BrokenAdapter, NotProvided, PortProcess
@@ -46,7 +46,7 @@ def select_golden(weights: Path, golden_dir: Path, case: str | None):
     sha256, as in `compare`; the golden is the named case, else the matching torch pingpong
     cfg-1 case with the most tensors (tiny-torch; full-torch-short or full-torch)."""
     from harness.compare.divergence import OtherWeights, settings_of, verify_weights
-    from harness.compare.store import case_dirs, check_golden
+    from harness.golden.store import case_dirs, check_golden
     from harness.weights.load import open_checkpoint
 
     ckpt = open_checkpoint(weights)
@@ -419,7 +419,7 @@ class Checker:
 def check_port(spec: str, weights: Path | None = None, golden_dir: Path | None = None,
                case: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                stages=STAGE_NAMES) -> PortReport:
-    from harness.compare.store import DEFAULT_ROOT
+    from harness.golden.store import DEFAULT_ROOT
     from harness.weights.synth import default_checkpoint
 
     unknown = [s for s in stages if s not in STAGE_NAMES]

@@ -21,7 +21,7 @@ import numpy as np
 from harness.compare.metrics import measure
 from harness.ports.result import FAIL, PASS, StageResult, TensorRow
 from harness.weights.convert import fuse_pair
-from harness.weights.diff import wn_allowance
+from harness.compare.weightdiff import wn_allowance
 from harness.weights.load import T5_PREFIX
 from harness.weights.safetensors_io import DTYPES, read_header
 from harness.weights.validate import T5_TIED

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from harness.reference.build import t5_model
-from harness.reference.inputs import Inputs
+from harness.golden.inputs import Inputs
 from harness.reference.tflite import ARM_FILES, T5_TOKENS, Pipeline, run_pipeline
 
 

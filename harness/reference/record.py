@@ -19,13 +19,13 @@ from pathlib import Path
 from harness.errors import BadInput
 from harness import settings
 from harness.host import cpu_model
-from harness.reference.inputs import DEFAULT_LENGTHS, DEFAULT_SECONDS
+from harness.golden.inputs import DEFAULT_LENGTHS, DEFAULT_SECONDS
 
 TOLERANCE_CLASS = {"torch": "torch-fp32", "litert": "litert-fp32", "arm-tflite": "arm-tflite"}
 
 
 def add_record_arguments(p: argparse.ArgumentParser) -> None:
-    from harness.compare.store import DEFAULT_ROOT
+    from harness.golden.store import DEFAULT_ROOT
 
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", metavar="DIR", help="checkpoint directory (official layout)")
@@ -78,9 +78,9 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def run(args) -> Path:
-    from harness.compare.store import build_manifest, write_golden
+    from harness.golden.store import build_manifest, write_golden
     from harness.reference.checkpoint import read_checkpoint
-    from harness.reference.inputs import make_inputs
+    from harness.golden.inputs import make_inputs
 
     if args.dit_steps is not None and args.dit_steps < 0:
         raise BadInput(None, f"--dit-steps must be >= 0, got {args.dit_steps}")
@@ -172,9 +172,9 @@ def _record_reference(args, ckpt, inputs, max_length: int, tmp: Path):
 def _run_arm(args, lengths, seconds) -> Path:
     """A user's real Arm TFLite directory: boundaries only (its intermediates carry Arm's
     names and int8 weights). Latent shape from the files; 64 T5 tokens (padded to 128)."""
-    from harness.compare.store import build_manifest, write_golden
+    from harness.golden.store import build_manifest, write_golden
     from harness.reference.checkpoint import file_sha256
-    from harness.reference.inputs import make_inputs
+    from harness.golden.inputs import make_inputs
     from harness.reference.tflite import ARM_FILES, Pipeline, run_pipeline
 
     if not args.arm_dir:

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from harness.reference.build import t5_model
-from harness.reference.inputs import Inputs
+from harness.golden.inputs import Inputs
 from harness.reference.tflite import sampler_schedule
 
 os.environ.setdefault("ENABLE_TORCH_COMPILE", "0")  # the package's @compile must stay off

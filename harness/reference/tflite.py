@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import BadInput
-from harness.reference.inputs import Inputs
+from harness.golden.inputs import Inputs
 
 ARM_FILES = {"conditioners": "conditioners_float32.tflite", "dit": "dit_model.tflite",
              "autoencoder": "autoencoder_model.tflite"}

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from harness.model import prefixes
 from harness.model.config import ModelConfig
 
 TO_MLX = {"conv": (0, 2, 1), "convT": (1, 2, 0)}
@@ -34,8 +35,8 @@ def conv_modules(cfg: ModelConfig) -> dict[str, str]:
 
     kinds = {}
     # Parameters are lazy in MLX: building the tree allocates nothing.
-    for prefix, tree in (("model.model", DiffusionTransformer(cfg.dit)),
-                         ("pretransform.model", AudioAutoencoder(cfg.vae))):
+    for prefix, tree in ((prefixes.DIT, DiffusionTransformer(cfg.dit)),
+                         (prefixes.VAE, AudioAutoencoder(cfg.vae))):
         for name, m in tree.named_modules():
             if isinstance(m, nn.ConvTranspose1d):
                 kinds[f"{prefix}.{name}"] = "convT"
@@ -46,7 +47,7 @@ def conv_modules(cfg: ModelConfig) -> dict[str, str]:
 
 def is_weight_normed(module: str) -> bool:
     """Every Oobleck conv is weight-normed; the DiT's 1x1 convs are not."""
-    return module.startswith("pretransform.")
+    return prefixes.part_of(module) == "vae"
 
 
 def _relayout(weights: dict[str, np.ndarray], cfg: ModelConfig, perms) -> dict[str, np.ndarray]:
@@ -90,3 +91,15 @@ def fuse_weight_norm(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         else:
             out[key] = w
     return out
+
+
+def reference_form(raw: dict[str, np.ndarray], name: str) -> np.ndarray | None:
+    """Official-layout tensor `name` of a checkpoint as a fused-weight file (an extraction)
+    holds it: a weight-normed conv's `weight` fused from its g and v; float64."""
+    if name in raw:
+        return raw[name].astype(np.float64)
+    module = name.rsplit(".", 1)[0]
+    g, v = raw.get(f"{module}.weight_g"), raw.get(f"{module}.weight_v")
+    if name.endswith(".weight") and g is not None and v is not None:
+        return fuse_pair(g, v).astype(np.float64)
+    return None

@@ -42,7 +42,8 @@ def register(sub) -> None:
 
 def cmd_extract(args) -> int:
     from harness.files import check_output_target
-    from harness.weights.tflite import extract, load_config, short_name, write_extraction
+    from harness.weights.tflite.extract import extract, load_config, write_extraction
+    from harness.weights.tflite.names import short_name
 
     check_output_target(args.out, args.force, " (--force replaces it)")  # before any work
     cfg = load_config(args.config) if args.config else None
@@ -97,8 +98,8 @@ def cmd_extract(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from harness.weights.diff import report, run_diff
-    from harness.weights.tflite import load_config
+    from harness.compare.weightdiff import report, run_diff
+    from harness.weights.tflite.extract import load_config
 
     d = run_diff(args.a, args.b, load_config(args.config) if args.config else None)
     if args.json:

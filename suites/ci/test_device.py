@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from harness.compare import tolerances
-from harness.compare.calibrate import proposed_table
-from harness.compare.tolerances import (FP32_TINY, UNCALIBRATED_ALLOWANCE_DB, device_table,
+from harness.golden import tolerances
+from harness.golden.calibrate import proposed_table
+from harness.golden.tolerances import (FP32_TINY, UNCALIBRATED_ALLOWANCE_DB, device_table,
                                         floor_for, policy_for)
 from harness.cli import main
 from harness.device import ENV, available

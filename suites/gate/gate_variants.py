@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.gate.weightdiff import round_to
+from harness.compare.weightdiff import round_to
 from harness.weights.safetensors_io import dtype_names, read_header, read_safetensors
 
 DIT = "model.model."

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from harness.gate.weightdiff import CHANGED
+from harness.compare.weightdiff import CHANGED
 from suites.cli_util import run_cli
 from suites.gate import gate_variants as gv
 

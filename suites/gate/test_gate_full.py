@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.gate.weightdiff import CHANGED, classify
+from harness.compare.weightdiff import CHANGED, classify
 from suites.gate import gate_variants as gv
 
 pytestmark = pytest.mark.full

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from harness.compare.divergence import compare_golden
-from harness.compare.store import DEFAULT_ROOT, load_golden
+from harness.golden.store import DEFAULT_ROOT, load_golden
 from harness.mutants import CATALOGUE, get
 
 CASE = "tiny-torch"

@@ -19,7 +19,7 @@ import pytest
 
 from harness.compare.divergence import compare_case
 from harness.compare.report import to_json, to_markdown
-from harness.compare.store import (DEFAULT_ROOT, MANIFEST_FILE, build_manifest, case_dirs,
+from harness.golden.store import (DEFAULT_ROOT, MANIFEST_FILE, build_manifest, case_dirs,
                                    check_golden, write_golden)
 from harness.errors import BadInput
 

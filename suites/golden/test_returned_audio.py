@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness.compare.metrics import measure
-from harness.compare.tolerances import policy_for
+from harness.golden.tolerances import policy_for
 from harness.model.pipeline import OUTPUT_AUDIO, make_noise
 from harness.mutants import get
 

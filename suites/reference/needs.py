@@ -14,7 +14,7 @@ def require_torch():
 
 
 def small_inputs(ckpt, frames=16, steps=4, seed=0):
-    from harness.reference.inputs import make_inputs
+    from harness.golden.inputs import make_inputs
 
     return make_inputs(seed=seed, io_channels=ckpt.config["model"]["io_channels"], frames=frames,
                        steps=steps, max_length=64, vocab_size=ckpt.t5_config["vocab_size"],

@@ -106,7 +106,7 @@ def test_arm_style_run_of_the_files(tiny_reference, recordings, tmp_path):
 
 def test_arm_producer_writes_a_verified_golden(recordings, tmp_path):
     """`golden record --producer arm-tflite` on a three-file directory (ours, same layout)."""
-    from harness.compare.store import load_golden
+    from harness.golden.store import load_golden
     from harness.reference.record import main
 
     inputs, ref, _, workdir = recordings

@@ -39,7 +39,7 @@ def test_same_bytes_in_another_process(tiny_checkpoint, recording, tmp_path):
     import subprocess
     import sys
 
-    from harness.compare.store import load_golden
+    from harness.golden.store import load_golden
 
     inputs, first = recording
     cmd = [sys.executable, "-m", "harness.reference.record", "--checkpoint", str(tiny_checkpoint),
@@ -166,14 +166,14 @@ def test_committed_golden_re_records(tmp_path):
     outputs are compared within the golden's own tolerance policy, never bit for bit: the
     golden may have been recorded on another CPU (manifest `host.cpu`), and torch's CPU
     kernels differ in the last bits between vendors. The floors sit >= 10 dB under the worst
-    reference-vs-reference SNR measured (harness/compare/tolerances.py), while a torch
+    reference-vs-reference SNR measured (harness/golden/tolerances.py), while a torch
     re-record on the same kernels is exact; a changed model or recorder falls far below."""
     import subprocess
     import sys
 
     from harness.compare.metrics import measure
-    from harness.compare.store import load_golden
-    from harness.compare.tolerances import policy_for
+    from harness.golden.store import load_golden
+    from harness.golden.tolerances import policy_for
     from harness.reference import clean_env
 
     committed = load_golden("tiny-torch")

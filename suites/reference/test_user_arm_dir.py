@@ -13,7 +13,7 @@ def test_record_user_arm_dir(tflite_dir, tmp_path):
         pytest.skip("missing: --tflite-dir DIR with Arm's conditioners_float32.tflite, "
                     "dit_model.tflite and autoencoder_model.tflite")
     pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert (reference venv)")
-    from harness.compare.store import load_golden
+    from harness.golden.store import load_golden
     from harness.reference.record import main
 
     assert main(["--producer", "arm-tflite", "--arm-dir", str(tflite_dir), "--case", "arm",

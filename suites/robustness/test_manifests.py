@@ -91,7 +91,7 @@ json_values = st.recursive(
                               "tensors", "inputs", "weights"]), value=json_values)
 def test_any_manifest_field_value_is_read_or_refused(field, value, golden_dir, tmp_path_factory):
     """Any JSON value in any field: a verified golden or one BadInput line, nothing else."""
-    from harness.compare.store import check_golden
+    from harness.golden.store import check_golden
     from harness.errors import BadInput
 
     root = tmp_path_factory.mktemp("m")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from harness.compare.tolerances import (MARGIN_DB, POLICIES, ROUND_DB, UNCALIBRATED_ALLOWANCE_DB,
+from harness.golden.tolerances import (MARGIN_DB, POLICIES, ROUND_DB, UNCALIBRATED_ALLOWANCE_DB,
                                         floor_for, key_name, policy_key)
 
 
@@ -32,7 +32,7 @@ def worst_per_group(pairs) -> dict[str, dict[str, dict]]:
 
 def proposed_table(worst: dict[str, dict[str, dict]], device: str, dtype: str,
                    provenance: dict) -> dict:
-    """The table `harness/compare/device_floors/<device>.json` holds, with the CPU floor of
+    """The table `harness/golden/device_floors/<device>.json` holds, with the CPU floor of
     each group beside it for review."""
     policies = {}
     for key, groups in sorted(worst.items()):
@@ -50,5 +50,5 @@ def proposed_table(worst: dict[str, dict[str, dict]], device: str, dtype: str,
                                          if g in cpu else None)}
     return {"device": device, "dtype": dtype,
             "rule": f"floor = worst SNR - >= {MARGIN_DB:g} dB, rounded down to a multiple of "
-                    f"{ROUND_DB:g} dB (the CPU floors' rule, harness/compare/tolerances.py)",
+                    f"{ROUND_DB:g} dB (the CPU floors' rule, harness/golden/tolerances.py)",
             "provenance": provenance, "policies": policies}

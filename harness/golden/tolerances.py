@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from harness.compare.store import group_of
+from harness.golden.store import group_of
 from harness.errors import BadInput
 
 
