@@ -8,6 +8,7 @@ point the suites at a user's real files instead.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -36,3 +37,20 @@ def tiny_model(tiny_checkpoint):
     from harness.weights.load import load_model
     model, _ = load_model(tiny_checkpoint)
     return model
+
+
+# Opt-in markers: a test carrying one runs only when the -m expression names it (`-m full`,
+# `-m "bench and full"`, `-m "full or nightly"`), so markers compose: `-m bench` selects the
+# tiny benchmarks only. (A `-m "not full ..."` in addopts would be replaced by any -m given.)
+OPT_IN = ("full", "nightly", "reference")
+
+
+def pytest_collection_modifyitems(config, items):
+    named = set(re.findall(r"\w+", config.getoption("markexpr") or ""))
+    keep, drop = [], []
+    for item in items:
+        opted_out = any(m not in named and item.get_closest_marker(m) for m in OPT_IN)
+        (drop if opted_out else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
