@@ -1,16 +1,18 @@
-"""Session fixtures shared by every suite (options: harness/pytest_plugin.py).
+"""This repository's pytest setup: the sao-harness plugin (options and the seeded checkpoint
+fixtures: harness/pytest_plugin.py), hypothesis profiles, the opt-in markers, `tiny_model`.
 
-Without options every suite runs on seeded synthetic checkpoints made here (tiny by default;
+Without options every suite runs on seeded synthetic checkpoints (tiny by default;
 full-size ones under the `full` marker). `--weights`, `--golden-dir` and `--tflite-dir`
 point the suites at a user's real files instead.
 """
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
+
+from harness.settings import hypothesis_profile
 
 # Options (--weights, --golden-dir, --tflite-dir, --report-dir, --port) and the fixtures built
 # on them live in the installed plugin, so a port's own repository gets them too. The entry
@@ -29,7 +31,7 @@ if settings is not None:
         settings.register_profile(_name, derandomize=_random, database=None, max_examples=_n,
                                   deadline=None, print_blob=True,
                                   suppress_health_check=[HealthCheck.too_slow])
-    settings.load_profile(os.environ.get("SAO_HYPOTHESIS_PROFILE", "ci"))
+    settings.load_profile(hypothesis_profile())
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,11 @@ def report_dir() -> Path | None:
     return Path(d) if d else None
 
 
+def hypothesis_profile() -> str:
+    """The suites' hypothesis profile (conftest.py): `ci` (bounded) or `nightly`."""
+    return os.environ.get("SAO_HYPOTHESIS_PROFILE") or "ci"
+
+
 def machine_class_override() -> str | None:
     return os.environ.get("SAO_BENCH_MACHINE_CLASS") or None
 
