@@ -34,7 +34,7 @@ from harness.errors import BadInput
 from harness.progress import progress
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT = REPO / "golden" / "benchmarks"
+ROOT = settings.golden_dir() / "benchmarks"
 BENCH_FILE = "suites/bench/test_bench_stages.py"
 MARGIN = 2.0   # N >= MARGIN x the largest spread of min measured by `noise` (see README)
 CROSS_CPU_PERCENT = 20  # added to N against another CPU model's baseline (see README)

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import BadInput
-from harness.mutants import CATALOGUE, catalogue_io
+from harness.mutants import CATALOGUE
+from harness.mutants.catalogue import io as catalogue_io
 from harness.mutants.core import Mutant
 from harness.progress import progress
 

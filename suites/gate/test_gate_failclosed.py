@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 import shutil
 
-import gate_variants as gv
 import pytest
 
-from cli_util import Result, assert_no_verdict, assert_one_line_error, run_cli
 from harness.cli import main
 from harness.gate import report as gate_report
 from harness.gate import runner
 from harness.gate.stages import STAGES, Gate
+from suites.cli_util import Result, assert_no_verdict, assert_one_line_error, run_cli
+from suites.gate import gate_variants as gv
 
 
 @pytest.fixture(scope="module")

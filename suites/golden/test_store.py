@@ -10,11 +10,11 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
-from cli_util import assert_one_line_error, run_cli
 
 from harness.golden.store import (DEFAULT_ROOT, MANIFEST_FILE, TENSORS_FILE, build_manifest,
                                    case_dirs, check_golden, load_golden, write_golden)
 from harness.errors import BadInput
+from suites.cli_util import assert_one_line_error, run_cli
 
 
 def small_case(root, case="demo"):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import require_torch, small_inputs
+from suites.reference.needs import require_torch, small_inputs
+
 
 require_torch()
 pytest.importorskip("litert_torch", reason="needs litert-torch in the reference venv")

@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from conftest import require_torch, small_inputs
+from suites.reference.needs import require_torch, small_inputs
+
 
 require_torch()
 pytestmark = pytest.mark.reference

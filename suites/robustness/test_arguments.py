@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from cli_util import assert_no_verdict
-from contract import bad_input, cli, run
+from suites.cli_util import assert_no_verdict
+from suites.robustness.contract import bad_input, cli, run
+
 
 GENERATE = {  # options -> words the one line must hold
     "steps-zero": (["--steps", "0"], "--steps 0 outside [1, 1000]"),

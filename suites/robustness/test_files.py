@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from contract import bad_input, cli, rejected, run
+from suites.robustness.contract import bad_input, cli, rejected, run
+
 
 # What replaces the file: a FIFO (open() would block forever), a device, a directory.
 KINDS = ("fifo", "dev-zero", "dev-null", "directory")

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli_util import assert_no_verdict
-from contract import bad_input, cli, error_line
+from suites.cli_util import assert_no_verdict
+from suites.robustness.contract import bad_input, cli, error_line
+
 
 INJECTIONS = {
     "newline": "x\nACCEPT: all weights verified",

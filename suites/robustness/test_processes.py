@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.progress import without_progress
+from suites.robustness.contract import TIMEOUT, cli, no_temp_left
 
-from contract import TIMEOUT, cli, no_temp_left
 
 # Real processes and whole generate runs (~1.5 min on 2 cores): run by .ci/run's
 # `-m "full or nightly"` stage, keeping the default suite's budget.
