@@ -13,7 +13,7 @@ Runs in the reference environment (torch + stable-audio-tools; see harness/refer
 3. The DiT learns rectified flow (v = noise - x0, t logit-normal) on the encoded clips with
    random token ids and seconds_total, so it generates music-like latents for any prompt.
 T5 and the number conditioner keep their seeded synthetic weights. Everything is seeded and runs
-on 2 threads; the loss curve goes to loss.csv beside the checkpoint.
+on one thread (see --threads); the loss curve goes to loss.csv beside this script.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from harness.weights.safetensors_io import write_safetensors  # noqa: E402
 
 SR = 44100
 VAE_CROP = 4 * 2048  # 4 latent frames
-STFT_SIZES = (2048, 512, 128)
+# 8192: 5.4 Hz bins resolve the decoder's stride combs (lines every 1378 / 5512 Hz) from the
+# music around them; the smaller sizes cover transients.
+STFT_SIZES = (8192, 2048, 512, 128)
 
 
 def stft_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -186,12 +188,18 @@ def main() -> int:
     ap.add_argument("--init", type=Path, required=True, help="seeded tiny-trained checkpoint")
     ap.add_argument("--clips", type=Path, required=True, help="corpus.py output")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--loss-csv", type=Path, default=Path(__file__).with_name("loss.csv"),
+                    help="the loss curve (default: %(default)s, beside this script)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--vae-steps", type=int, default=1500)
-    ap.add_argument("--dit-steps", type=int, default=1500)
+    ap.add_argument("--vae-steps", type=int, default=500)
+    ap.add_argument("--dit-steps", type=int, default=600)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
+    ap.add_argument("--vae-batch", type=int, default=2)
     ap.add_argument("--dit-lr", type=float, default=1e-3)
-    ap.add_argument("--threads", type=int, default=2)
+    # One thread: on a shared 2-core machine torch's OpenMP workers spin-wait at every op's
+    # barrier for a thread the scheduler has parked; a VAE step measured 7-22 s on 2 threads
+    # at load 6 and 0.56 s on 1.
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--vae-minutes", type=float, default=float("inf"),
                     help="stop the VAE phase early after this long (the shared machine's speed "
                          "varies; loss.csv records the steps reached)")
@@ -199,6 +207,7 @@ def main() -> int:
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # decaying snake/weight-norm gradients must not go subnormal
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     data = np.load(args.clips)
@@ -218,7 +227,8 @@ def main() -> int:
         if step % 10 == 0:
             print(f"{phase} {step} loss {loss:.4f} ({seconds:.0f} s)", flush=True)
 
-    train_vae(ae, clips, rng, args.vae_steps, args.vae_lr, log, budget_s=60 * args.vae_minutes)
+    train_vae(ae, clips, rng, args.vae_steps, args.vae_lr, log, batch=args.vae_batch,
+              budget_s=60 * args.vae_minutes)
     means = encode_means(ae, clips)
     scale = float(torch.cat([m.flatten() for m in means]).std())
     rescale_latents(ae, scale)
@@ -227,7 +237,7 @@ def main() -> int:
     train_dit(model, latents, rng, args.dit_steps, args.dit_lr, log, cfg=cfg,
               budget_s=60 * args.dit_minutes)
     save(model, ckpt, args.out)
-    with open(args.out / "loss.csv", "w", newline="") as f:
+    with open(args.loss_csv, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["phase", "step", "loss", "stft", "wave_l1", "kl", "seconds"])
         w.writerows(rows)
