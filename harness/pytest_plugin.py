@@ -23,7 +23,8 @@ def pytest_addoption(parser):
     g.addoption("--weights", type=Path, default=None,
                 help="checkpoint dir or model.safetensors to test instead of the seeded tiny one")
     g.addoption("--golden-dir", type=Path, default=None,
-                help="golden store to compare against (default: the committed golden/)")
+                help="golden store to compare against (default: $SAO_GOLDEN_DIR, else the "
+                     "checkout's golden/, or a wheel's packaged tiny goldens)")
     g.addoption("--tflite-dir", type=Path, default=None,
                 help="directory with Arm's conditioners/dit/autoencoder .tflite files")
     g.addoption("--report-dir", type=Path, default=None,
@@ -83,7 +84,7 @@ def weights_path(request, tiny_checkpoint) -> Path:
 
 @pytest.fixture(scope="session")
 def golden_dir(request) -> Path:
-    from harness.compare.store import DEFAULT_ROOT
+    from harness.golden.store import DEFAULT_ROOT
 
     return request.config.getoption("--golden-dir") or DEFAULT_ROOT
 
@@ -115,7 +116,7 @@ def port_report(request, port_spec, weights_path, golden_dir, report_dir):
     import json
 
     from harness.ports.check import STAGE_NAMES, check_port
-    from harness.ports.commands import to_markdown
+    from harness.ports.report import to_markdown
     from harness.ports.runner import DEFAULT_TIMEOUT
 
     timeout = request.config.getoption("--port-timeout") or DEFAULT_TIMEOUT

@@ -7,7 +7,7 @@ and must build the very same inputs as the MLX stages.
 from __future__ import annotations
 
 from harness.model.config import ModelConfig
-from harness.reference.inputs import Inputs, make_inputs
+from harness.golden.inputs import Inputs, make_inputs
 
 DIT_FRAMES = 256    # DiT forward, sampler step and sampling loop at the real model's length
 VAE_FRAMES = 256    # VAE decode at the real model's length ...

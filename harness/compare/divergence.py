@@ -32,8 +32,8 @@ import numpy as np
 
 from harness.compare.lineage import teacher_forced
 from harness.compare.metrics import Metrics, measure
-from harness.compare.store import MANIFEST_FILE, TENSORS_FILE, Golden, group_of
-from harness.compare.tolerances import Policy, Tolerance, policy_for
+from harness.golden.store import MANIFEST_FILE, TENSORS_FILE, Golden, group_of
+from harness.golden.tolerances import Policy, Tolerance, policy_for
 from harness.errors import BadInput
 
 INPUTS = ("input_ids", "attention_mask", "seconds_total", "noise", "step_noise")
@@ -322,7 +322,7 @@ def verify_weights(golden: Golden, ckpt, allow_unverified: bool = False) -> list
 def compare_case(case_dir: str | Path, model, ckpt, *, dtype: str = "fp32",
                  allow_unverified: bool = False) -> CaseResult:
     """Load and verify a golden case, check it was made from `ckpt`, compare `model` with it."""
-    from harness.compare.store import check_golden
+    from harness.golden.store import check_golden
 
     case_dir = Path(case_dir)
     golden = check_golden(case_dir, case_dir.name)

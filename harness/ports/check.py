@@ -26,17 +26,18 @@ from types import SimpleNamespace
 import numpy as np
 
 from harness.compare.metrics import measure
-from harness.compare.store import group_of
-from harness.compare.tolerances import Policy, policy_for
 from harness.errors import BadInput
+from harness.golden.store import group_of
+from harness.golden.tolerances import Policy, policy_for
+from harness.model import prefixes
 from harness.ports.result import FAIL, NOT_COVERED, PASS, PortReport, StageResult, TensorRow
 from harness.ports.runner import DEFAULT_TIMEOUT, BrokenAdapter, NotProvided, PortProcess
 
 STAGE_NAMES = ("converted_weights", "text_encoder", "conditioner", "dit", "sampler", "decode",
                "audio")
 AUDIO_SEED = 1
-PROMPT = "conditioner.conditioners.prompt"
-T5_OUT = f"{PROMPT}.model"
+PROMPT = prefixes.PROMPT
+T5_OUT = prefixes.T5
 
 
 # -- the golden --------------------------------------------------------------------------------
@@ -46,7 +47,7 @@ def select_golden(weights: Path, golden_dir: Path, case: str | None):
     sha256, as in `compare`; the golden is the named case, else the matching torch pingpong
     cfg-1 case with the most tensors (tiny-torch; full-torch-short or full-torch)."""
     from harness.compare.divergence import OtherWeights, settings_of, verify_weights
-    from harness.compare.store import case_dirs, check_golden
+    from harness.golden.store import case_dirs, check_golden
     from harness.weights.load import open_checkpoint
 
     ckpt = open_checkpoint(weights)
@@ -293,8 +294,8 @@ class Checker:
                 if cfg:
                     v = v[b:] + (v[:b] - v[b:]) * np.float32(g.cfg_scale)
                 out = {name: v}
-                if i == 0 and not cfg and g.has("model.model"):
-                    out["model.model"] = v  # the DiT's own output at step 0
+                if i == 0 and not cfg and g.has(prefixes.DIT):
+                    out[prefixes.DIT] = v  # the DiT's own output at step 0
                 return out
 
             names = g.group("dit") if i == 0 and not cfg else []
@@ -368,7 +369,7 @@ class Checker:
 
     def decode(self) -> StageResult:
         g = self.gold
-        last, out = f"sampler.steps.{g.steps - 1}.x", "pretransform.model.decoder"
+        last, out = f"sampler.steps.{g.steps - 1}.x", prefixes.DECODER
         if not (g.has(last) and g.has(out)):
             return StageResult("decode", NOT_COVERED, "the golden has no decode")
         return self.run("decode", "decode", {"latents": g[last]}, g.group("vae"),
@@ -419,7 +420,7 @@ class Checker:
 def check_port(spec: str, weights: Path | None = None, golden_dir: Path | None = None,
                case: str | None = None, timeout: float = DEFAULT_TIMEOUT,
                stages=STAGE_NAMES) -> PortReport:
-    from harness.compare.store import DEFAULT_ROOT
+    from harness.golden.store import DEFAULT_ROOT
     from harness.weights.synth import default_checkpoint
 
     unknown = [s for s in stages if s not in STAGE_NAMES]

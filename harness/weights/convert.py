@@ -14,39 +14,13 @@ conv-transpose), no epsilon, as torch.nn.utils.weight_norm(dim=0) does.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from harness.model.config import ModelConfig
+from harness.model.parameters import conv_modules
 
 TO_MLX = {"conv": (0, 2, 1), "convT": (1, 2, 0)}
 TO_OFFICIAL = {"conv": (0, 2, 1), "convT": (2, 0, 1)}
-
-
-@lru_cache(maxsize=8)
-def conv_modules(cfg: ModelConfig) -> dict[str, str]:
-    """Module path -> "conv" | "convT" for every conv in the model (T5 has none)."""
-    import mlx.nn as nn
-
-    from harness.model.dit import DiffusionTransformer
-    from harness.model.vae import AudioAutoencoder
-
-    kinds = {}
-    # Parameters are lazy in MLX: building the tree allocates nothing.
-    for prefix, tree in (("model.model", DiffusionTransformer(cfg.dit)),
-                         ("pretransform.model", AudioAutoencoder(cfg.vae))):
-        for name, m in tree.named_modules():
-            if isinstance(m, nn.ConvTranspose1d):
-                kinds[f"{prefix}.{name}"] = "convT"
-            elif isinstance(m, nn.Conv1d):
-                kinds[f"{prefix}.{name}"] = "conv"
-    return kinds
-
-
-def is_weight_normed(module: str) -> bool:
-    """Every Oobleck conv is weight-normed; the DiT's 1x1 convs are not."""
-    return module.startswith("pretransform.")
 
 
 def _relayout(weights: dict[str, np.ndarray], cfg: ModelConfig, perms) -> dict[str, np.ndarray]:
@@ -90,3 +64,15 @@ def fuse_weight_norm(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         else:
             out[key] = w
     return out
+
+
+def reference_form(raw: dict[str, np.ndarray], name: str) -> np.ndarray | None:
+    """Official-layout tensor `name` of a checkpoint as a fused-weight file (an extraction)
+    holds it: a weight-normed conv's `weight` fused from its g and v; float64."""
+    if name in raw:
+        return raw[name].astype(np.float64)
+    module = name.rsplit(".", 1)[0]
+    g, v = raw.get(f"{module}.weight_g"), raw.get(f"{module}.weight_v")
+    if name.endswith(".weight") and g is not None and v is not None:
+        return fuse_pair(g, v).astype(np.float64)
+    return None

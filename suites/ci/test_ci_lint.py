@@ -170,7 +170,7 @@ def test_path_filter_matches_weights_under_review(paths_filter):
 
 
 def test_path_filter_ignores_the_harness_own_data(paths_filter):
-    for p in ("harness/weights/data/spiece.model", "harness/compare/device_floors/gpu.json",
+    for p in ("harness/weights/data/spiece.model", "harness/golden/device_floors/gpu.json",
               "suites/weights/data/tflite-micro/model_config.json",
               "golden/benchmarks/darwin-arm64-3core/tiny.json",
               "golden/benchmarks/darwin-arm64-3core/threshold.json", "README.md"):

@@ -9,14 +9,14 @@ import subprocess
 import sys
 
 import pytest
-from cli_util import Result, assert_one_line_error, run_cli
 
-from harness.compare import tolerances
-from harness.compare.calibrate import proposed_table
-from harness.compare.tolerances import (FP32_TINY, UNCALIBRATED_ALLOWANCE_DB, device_table,
+from harness.golden import tolerances
+from harness.golden.calibrate import proposed_table
+from harness.golden.tolerances import (FP32_TINY, UNCALIBRATED_ALLOWANCE_DB, device_table,
                                         floor_for, policy_for)
 from harness.cli import main
 from harness.device import ENV, available
+from suites.cli_util import Result, assert_one_line_error, run_cli
 
 needs_no_gpu = pytest.mark.skipif(available("gpu"), reason="this machine has a GPU: "
                                                            "--device gpu is valid here")

@@ -1,6 +1,6 @@
 """Re-encodings and corruptions of an approved checkpoint, written as real files.
 
-Shared by the gate tests and calibrate_drift.py. Each function copies the checkpoint
+Shared by the gate tests and tools/calibrate_gate_drift.py. Each function copies the checkpoint
 directory `src` to `dst` and rewrites its model.safetensors; the safetensors header is
 written here byte by byte (own key order, BF16 support), not through the library.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.gate.weightdiff import round_to
+from harness.compare.weightdiff import round_to
 from harness.weights.safetensors_io import dtype_names, read_header, read_safetensors
 
 DIT = "model.model."

@@ -1,11 +1,11 @@
-"""Tensor classification and fault diagnosis of harness.gate.weightdiff, on small arrays."""
+"""Tensor classification and fault diagnosis of harness.compare.weightdiff, on small arrays."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from harness.gate.weightdiff import (CHANGED, IDENTICAL, REPARAM, ROUNDED, classify, diff_weights,
+from harness.compare.weightdiff import (CHANGED, IDENTICAL, REPARAM, ROUNDED, classify, diff_weights,
                                      round_to)
 from harness.weights.convert import fuse_pair
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.compare.store import DEFAULT_ROOT, Golden, load_golden
+from harness.golden.store import DEFAULT_ROOT, Golden, load_golden
 
 CASE = "tiny-torch"
 

@@ -3,7 +3,7 @@ tiny goldens + full-size boundaries because ports mostly run only at real dimens
 full-size DiT intermediates that localize a port's first diverging layer take 23 MB
 (`full-torch-short`, README "Goldens")."""
 
-from harness.compare.store import DEFAULT_ROOT
+from harness.golden.store import DEFAULT_ROOT
 
 BUDGET_MB = 100
 

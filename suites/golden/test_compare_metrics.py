@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.compare.metrics import measure
-from harness.compare.tolerances import POLICIES, Tolerance, policy_for
+from harness.golden.tolerances import POLICIES, Tolerance, policy_for
 from harness.errors import BadInput
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.compare.store import DEFAULT_ROOT, case_dirs, load_golden
+from harness.golden.store import DEFAULT_ROOT, case_dirs, load_golden
 from harness.model.config import TINY
 from harness.model.thresholds import crossing_frames
 

@@ -16,7 +16,7 @@ import pytest
 
 from harness.compare.divergence import LOCAL_OR_INHERITED, compare_golden
 from harness.compare.lineage import parents, teacher_forced
-from harness.compare.store import Golden
+from harness.golden.store import Golden
 from harness.mutants import get
 
 B0 = "model.model.transformer.layers.0"

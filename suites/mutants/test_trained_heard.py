@@ -53,7 +53,7 @@ def test_before_after_table_puts_absolute_checks_first_in_bold():
 
 
 def test_before_file_that_is_not_a_run_is_bad_input(tmp_path):
-    from cli_util import assert_one_line_error, run_cli
+    from suites.cli_util import assert_one_line_error, run_cli
 
     bad = tmp_path / "before.json"
     bad.write_text('{"mutants": 3}')

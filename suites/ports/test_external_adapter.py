@@ -65,7 +65,7 @@ def mutants_localize(tiny_checkpoint):
     """The module `mutants run`'s golden check names for a mutant (same code: compare_golden
     on the tiny-torch golden with the mutant applied to the in-process bundled model)."""
     from harness.compare.divergence import compare_golden, verify_weights
-    from harness.compare.store import load_golden
+    from harness.golden.store import load_golden
     from harness.mutants import get
     from harness.mutants.run import CASE
     from harness.weights.load import load_model

@@ -8,7 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from conftest import require_torch, small_inputs
+from suites.reference.needs import require_torch, small_inputs
+
 
 require_torch()
 pytestmark = pytest.mark.reference
@@ -38,11 +39,11 @@ def test_same_bytes_in_another_process(tiny_checkpoint, recording, tmp_path):
     import subprocess
     import sys
 
-    from harness.compare.store import load_golden
+    from harness.golden.store import load_golden
 
     inputs, first = recording
-    cmd = [sys.executable, "-m", "harness.reference.record", "--checkpoint", str(tiny_checkpoint),
-           "--case", "again", "--root", str(tmp_path), "--frames", "16", "--steps", "4",
+    cmd = [sys.executable, "-m", "harness.reference.record", "--weights", str(tiny_checkpoint),
+           "--case", "again", "--golden-dir", str(tmp_path), "--frames", "16", "--steps", "4",
            "--lengths", "3,64", "--seconds", "2.5,300"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -165,20 +166,20 @@ def test_committed_golden_re_records(tmp_path):
     outputs are compared within the golden's own tolerance policy, never bit for bit: the
     golden may have been recorded on another CPU (manifest `host.cpu`), and torch's CPU
     kernels differ in the last bits between vendors. The floors sit >= 10 dB under the worst
-    reference-vs-reference SNR measured (harness/compare/tolerances.py), while a torch
+    reference-vs-reference SNR measured (harness/golden/tolerances.py), while a torch
     re-record on the same kernels is exact; a changed model or recorder falls far below."""
     import subprocess
     import sys
 
     from harness.compare.metrics import measure
-    from harness.compare.store import load_golden
-    from harness.compare.tolerances import policy_for
+    from harness.golden.store import load_golden
+    from harness.golden.tolerances import policy_for
     from harness.reference import clean_env
 
     committed = load_golden("tiny-torch")
     s = committed.manifest["settings"]
     cmd = [sys.executable, "-m", "harness.reference.record", "--synth", "tiny:0", "--case", "re",
-           "--root", str(tmp_path), "--frames", str(s["frames"]), "--steps", str(s["steps"]),
+           "--golden-dir", str(tmp_path), "--frames", str(s["frames"]), "--steps", str(s["steps"]),
            "--seed", str(s["seed"]), "--lengths", ",".join(map(str, s["prompt_lengths"])),
            "--seconds", ",".join(map(str, s["seconds_total"]))]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(os.environ))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract import bad_input, cli
+from suites.robustness.contract import bad_input, cli
 
 
 def _first_tensor(m):
@@ -46,9 +46,9 @@ MANIFESTS = {  # edit of the parsed manifest, or raw bytes -> words the line mus
                         "lacks field 'tensors'"),
     "top-level-list": (b"[]", "is not a JSON object"),
     "deep-nesting": (b'{"format": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "nested too deeply"),
-    "invalid-json": (b"{ not json", "does not parse as JSON"),
-    "not-utf8": (b'{"format": "\xff"}', "does not parse as JSON"),
-    "empty": (b"", "does not parse as JSON"),
+    "invalid-json": (b"{ not json", "not valid JSON"),
+    "not-utf8": (b'{"format": "\xff"}', "not valid JSON"),
+    "empty": (b"", "not valid JSON"),
 }
 
 
@@ -67,12 +67,12 @@ def _case(golden_dir, root, edit):
 def test_golden_verify(name, golden_dir, tmp_path):
     edit, needle = MANIFESTS[name]
     case = _case(golden_dir, tmp_path, edit)
-    bad_input(cli("golden", "verify", tmp_path), case / "manifest.json", needle)
+    bad_input(cli("golden", "verify", "--golden-dir", tmp_path), case / "manifest.json", needle)
 
 
 @pytest.mark.parametrize("name", ["shape-as-strings", "deep-nesting", "tensors-list"])
 def test_gate_rejects_with_a_malformed_golden(name, golden_dir, tmp_path, tiny_checkpoint):
-    from contract import rejected
+    from suites.robustness.contract import rejected
 
     edit, needle = MANIFESTS[name]
     _case(golden_dir, tmp_path / "goldens", edit)
@@ -91,7 +91,7 @@ json_values = st.recursive(
                               "tensors", "inputs", "weights"]), value=json_values)
 def test_any_manifest_field_value_is_read_or_refused(field, value, golden_dir, tmp_path_factory):
     """Any JSON value in any field: a verified golden or one BadInput line, nothing else."""
-    from harness.compare.store import check_golden
+    from harness.golden.store import check_golden
     from harness.errors import BadInput
 
     root = tmp_path_factory.mktemp("m")

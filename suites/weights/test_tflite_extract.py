@@ -24,20 +24,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_util import Result, assert_one_line_error
 from harness.errors import BadInput
-from harness.weights.diff import run_diff
+from harness.compare.weightdiff import run_diff
 from harness.weights.load import sha256_file
 from harness.weights.safetensors_io import read_safetensors, write_safetensors
 from harness.weights.synth import write_checkpoint
-from harness.weights.tflite import (Namer, extract, load_config, read_extraction, read_graph,
-                                    scope_chains)
+from harness.weights.tflite.extract import extract, load_config, read_extraction
+from harness.weights.tflite.flatbuffer import read_graph
+from harness.weights.tflite.names import Namer, scope_chains
+from suites.cli_util import Result, assert_one_line_error
 
 MICRO = Path(__file__).parent / "data" / "tflite-micro"
 SAME_INT8 = "verdict: same weights (within int8 quantization)"
-# Registers the command if harness/cli.py does not yet, then runs the real entry point.
-_MAIN = ("import sys; from harness import cli; m = 'harness.weights.tflite_commands'; "
-         "m in cli.COMMAND_MODULES or cli.COMMAND_MODULES.append(m); sys.exit(cli.main(sys.argv[1:]))")
+_MAIN = "import sys; from harness import cli; sys.exit(cli.main(sys.argv[1:]))"
 
 
 def weights_cli(*args) -> Result:
@@ -257,7 +256,7 @@ def test_reader_matches_the_litert_interpreter(tiny_exports):
     same quantization parameters."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from harness.weights.tflite import constant_leaves
+    from harness.weights.tflite.dequant import constant_leaves
 
     checked = 0
     for path in tiny_exports["files"]:

@@ -1,0 +1,1 @@
+"""The golden store: recorded reference tensors, their injected inputs and tolerances."""
