@@ -6,9 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 from harness.cli.output import emit
+from harness.model.prefixes import CHECKPOINT_GROUPS as GROUPS
 from harness.weights.load import load_official, load_t5, open_checkpoint, sha256_file
 from harness.weights.safetensors_io import dtype_names
-from harness.weights.validate import GROUPS
 
 
 def register(sub) -> None:

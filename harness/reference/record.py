@@ -188,7 +188,7 @@ def _run_arm(args, lengths, seconds) -> Path:
     """A user's real Arm TFLite directory: boundaries only (its intermediates carry Arm's
     names and int8 weights). Latent shape from the files; 64 T5 tokens (padded to 128)."""
     from harness.golden.store import build_manifest, write_golden
-    from harness.reference.checkpoint import file_sha256
+    from harness.weights.load import sha256_file
     from harness.golden.inputs import make_inputs
     from harness.reference.tflite import ARM_FILES, Pipeline, run_pipeline
 
@@ -208,7 +208,7 @@ def _run_arm(args, lengths, seconds) -> Path:
         args.case, "arm-tflite", tensors, TOLERANCE_CLASS["arm-tflite"],
         versions=_versions("arm-tflite"), settings={**_settings(args, inputs), "frames": x[2],
                                                     "detail": "boundaries"},
-        weights={"sha256": {f: file_sha256(root / f) for f in ARM_FILES.values()}})
+        weights={"sha256": {f: sha256_file(root / f) for f in ARM_FILES.values()}})
     return write_golden(args.golden_dir, args.case, tensors, manifest, overwrite=args.force)
 
 

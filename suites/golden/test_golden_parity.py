@@ -160,8 +160,8 @@ def test_missing_golden_dir(tmp_path, capsys, tiny_checkpoint):
 def test_unparsable_manifest(small_copy, capsys, tiny_checkpoint, models):
     (small_copy / MANIFEST_FILE).write_text('{"format": "sao-harness-golden/1", ')
     assert_bad_input(capsys, ["--golden-dir", small_copy.parent, "--weights", tiny_checkpoint],
-                     MANIFEST_FILE, "does not parse as JSON")
-    assert_fails_comparison(small_copy, tiny_checkpoint, models, "does not parse")
+                     MANIFEST_FILE, "not valid JSON")
+    assert_fails_comparison(small_copy, tiny_checkpoint, models, "not valid JSON")
 
 
 def test_golden_for_other_weights(small_copy, capsys, tiny_checkpoint, models, tmp_path):

@@ -72,7 +72,7 @@ def test_round_trip_and_order(tmp_path):
 
 @pytest.mark.parametrize("damage,needle", [
     ("flip", "tensor model.model sha256 mismatch"),
-    ("manifest", "manifest.json: does not parse as JSON"),
+    ("manifest", "manifest.json: not valid JSON"),
     ("no-manifest", "manifest.json: missing"),
     ("no-tensors", "tensors.safetensors: missing"),
     ("truncate", "tensors.safetensors: tensor input.noise: data ends at byte"),
