@@ -1,15 +1,18 @@
-"""Session fixtures shared by every suite (options: harness/pytest_plugin.py).
+"""This repository's pytest setup: the sao-harness plugin (options and the seeded checkpoint
+fixtures: harness/pytest_plugin.py), hypothesis profiles, the opt-in markers, `tiny_model`.
 
-Without options every suite runs on seeded synthetic checkpoints made here (tiny by default;
+Without options every suite runs on seeded synthetic checkpoints (tiny by default;
 full-size ones under the `full` marker). `--weights`, `--golden-dir` and `--tflite-dir`
 point the suites at a user's real files instead.
 """
 
 from __future__ import annotations
 
-import os
+import re
 
 import pytest
+
+from harness.settings import hypothesis_profile
 
 # Options (--weights, --golden-dir, --tflite-dir, --report-dir, --port) and the fixtures built
 # on them live in the installed plugin, so a port's own repository gets them too. The entry
@@ -28,17 +31,7 @@ if settings is not None:
         settings.register_profile(_name, derandomize=_random, database=None, max_examples=_n,
                                   deadline=None, print_blob=True,
                                   suppress_health_check=[HealthCheck.too_slow])
-    settings.load_profile(os.environ.get("SAO_HYPOTHESIS_PROFILE", "ci"))
-
-
-def in_ci() -> bool:
-    return bool(os.environ.get("CI"))
-
-
-def require(condition: bool, what: str):
-    """Skip locally, fail in CI: a suite that CI is meant to run must not skip silently."""
-    if not condition:
-        (pytest.fail if in_ci() else pytest.skip)(f"missing: {what}")
+    settings.load_profile(hypothesis_profile())
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +39,20 @@ def tiny_model(tiny_checkpoint):
     from harness.weights.load import load_model
     model, _ = load_model(tiny_checkpoint)
     return model
+
+
+# Opt-in markers: a test carrying one runs only when the -m expression names it (`-m full`,
+# `-m "bench and full"`, `-m "full or nightly"`), so markers compose: `-m bench` selects the
+# tiny benchmarks only. (A `-m "not full ..."` in addopts would be replaced by any -m given.)
+OPT_IN = ("full", "nightly", "reference")
+
+
+def pytest_collection_modifyitems(config, items):
+    named = set(re.findall(r"\w+", config.getoption("markexpr") or ""))
+    keep, drop = [], []
+    for item in items:
+        opted_out = any(m not in named and item.get_closest_marker(m) for m in OPT_IN)
+        (drop if opted_out else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -23,7 +23,8 @@ def pytest_addoption(parser):
     g.addoption("--weights", type=Path, default=None,
                 help="checkpoint dir or model.safetensors to test instead of the seeded tiny one")
     g.addoption("--golden-dir", type=Path, default=None,
-                help="golden store to compare against (default: the committed golden/)")
+                help="golden store to compare against (default: $SAO_GOLDEN_DIR, else the "
+                     "checkout's golden/, or a wheel's packaged tiny goldens)")
     g.addoption("--tflite-dir", type=Path, default=None,
                 help="directory with Arm's conditioners/dit/autoencoder .tflite files")
     g.addoption("--report-dir", type=Path, default=None,

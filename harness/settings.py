@@ -4,6 +4,7 @@
 |---|---|---|
 | `SAO_HARNESS_CACHE` | `$XDG_CACHE_HOME/sao-harness` (`~/.cache/sao-harness`) | seeded checkpoints, rendered music, LiteRT exports |
 | `SAO_REFERENCE_PYTHON` | `.venv-ref/bin/python` beside the checkout, if it exists | python of the reference virtualenv (official PyTorch code + LiteRT; `harness/reference/install_env.sh`) |
+| `SAO_GOLDEN_DIR` | the checkout's `golden/`; installed from a wheel, its packaged tiny goldens | golden store and benchmark baselines (`--golden-dir` wins where a command has it) |
 | `SAO_HARNESS_DEVICE` | `cpu` | MLX device of model-running commands and suites (`--device` wins) |
 | `SAO_AUDIO_CORPUS` | the committed `suites/audio/corpus` | real-music test clips: a committed-layout directory, or `debian` for the packages |
 | `SAO_AUDIO_SYSTEM_SHARE` | `/usr/share` | where the Debian music packages are looked for |
@@ -11,6 +12,7 @@
 | `SAO_REFERENCE_CLEAN` | unset | set by the recorder for its own clean re-exec (internal) |
 | `SAO_BENCH_MACHINE_CLASS` | OS-arch-cores | key of the stored benchmark baseline |
 | `SAO_HYPOTHESIS_PROFILE` | `ci` | hypothesis profile of the suites (`ci` or `nightly`) |
+| `SAO_HARNESS_QUIET` | unset | set: no per-stage progress lines on stderr |
 | `SAO_REPORT_DIR` | a temporary dir | where the suites write human-readable reports |
 """
 
@@ -23,6 +25,20 @@ from harness.errors import BadInput
 
 # The checkout this package runs from (an editable install); a wheel has no checkout.
 CHECKOUT = Path(__file__).resolve().parents[1]
+# A wheel's copy of the tiny goldens and the benchmark baselines (setup.py puts them there;
+# a checkout has none and uses its golden/).
+PACKAGED_GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
+GOLDEN_DIR = "SAO_GOLDEN_DIR"
+
+
+def golden_dir() -> Path:
+    """The golden store: `$SAO_GOLDEN_DIR`, else a wheel's packaged copy, else the checkout's
+    golden/. The wheel ships only the tiny goldens (what the default seeded checkpoint is
+    checked against); full-size ones are a checkout's, located with this or --golden-dir."""
+    d = os.environ.get(GOLDEN_DIR)
+    if d:
+        return Path(d)
+    return PACKAGED_GOLDEN if PACKAGED_GOLDEN.is_dir() else CHECKOUT / "golden"
 
 
 def cache_root() -> Path:
@@ -56,10 +72,20 @@ def audio_system_share() -> Path:
     return Path(os.environ.get("SAO_AUDIO_SYSTEM_SHARE") or "/usr/share")
 
 
+def quiet() -> bool:
+    """No progress lines (harness/progress.py) on stderr."""
+    return bool(os.environ.get("SAO_HARNESS_QUIET"))
+
+
 def report_dir() -> Path | None:
     """Where the suites keep their human-readable reports (pytest's --report-dir wins)."""
     d = os.environ.get("SAO_REPORT_DIR")
     return Path(d) if d else None
+
+
+def hypothesis_profile() -> str:
+    """The suites' hypothesis profile (conftest.py): `ci` (bounded) or `nightly`."""
+    return os.environ.get("SAO_HYPOTHESIS_PROFILE") or "ci"
 
 
 def machine_class_override() -> str | None:

@@ -23,7 +23,7 @@ SUITES = Path(__file__).resolve().parent
 # Bottom-up. Each room's job, and why it sits where it does:
 LAYERS = [
     {"harness", "errors"},               # the package root (version), the exception types
-    {"files", "settings", "host"},       # safe file I/O, the SAO_* settings, host facts
+    {"files", "settings", "host", "progress"},  # safe file I/O, SAO_* settings, host facts, stderr progress
     {"device", "blas", "provenance"},    # MLX device choice, BLAS preload, report provenance
     {"model", "audio"},                  # the MLX model (config, modules, official prefixes); audio I/O + metrics
     {"weights"},                         # checkpoint reading, validation, layout, synth, TFLite

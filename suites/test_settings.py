@@ -43,3 +43,13 @@ def test_no_other_module_reads_sao_variables():
     readers = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py")
                      if "environ" in (t := p.read_text()) and "\"SAO_" in t)
     assert set(readers) <= {"settings.py", "blas.py"}, readers
+
+
+def test_golden_dir_from_setting_then_packaged_copy_then_checkout(monkeypatch, tmp_path):
+    monkeypatch.setenv(settings.GOLDEN_DIR, str(tmp_path / "g"))
+    assert settings.golden_dir() == tmp_path / "g"
+    monkeypatch.delenv(settings.GOLDEN_DIR)
+    monkeypatch.setattr(settings, "PACKAGED_GOLDEN", tmp_path / "absent")  # a checkout
+    assert settings.golden_dir() == settings.CHECKOUT / "golden"
+    monkeypatch.setattr(settings, "PACKAGED_GOLDEN", tmp_path)  # a wheel's copy exists
+    assert settings.golden_dir() == tmp_path

@@ -149,6 +149,33 @@ FAULTS = {
 }
 
 
+# fault: the checks (harness/audio/check.py names) meant to flag it
+INTENDED = {
+    "lowpass_4k": ["band_limit_db"],
+    "lowpass_8k": ["band_limit_db"],
+    "am_21hz": ["flicker_db"],
+    "comb_21hz": ["comb_21hz_db"],
+    "comb_172hz": ["comb_172hz_db"],
+    "comb_1378hz": ["comb_1378hz_db"],
+    "comb_5512hz": ["comb_5512hz_db"],
+    "seams_8192": ["seam_db"],
+    "seams_65536": ["seam_db"],
+    "seams_30011": ["seam_db"],
+    "half_speed": ["speed_ratio"],
+    "double_speed": ["speed_ratio"],
+    "interleaved_as_planar": ["speed_ratio"],
+    "planar_as_interleaved": ["speed_ratio"],
+    "lr_swap": ["side_correlation"],
+    "mono_duplication": ["side_level_db", "side_level_ratio_db"],
+    "polarity_flip": ["channel_correlation"],
+    "clipping": ["clipping_ratio"],
+    "dc_offset": ["dc_offset"],
+    "silence": ["rms_dbfs"],
+    "nan": ["nonfinite_samples"],
+    "level_minus_6db": ["level_difference_db"],
+}
+
+
 def apply(name: str, x: np.ndarray, sr: int, depth=None) -> np.ndarray:
     fn, nominal, _, _ = FAULTS[name]
     return fn(x, sr, nominal if depth is None else depth)

@@ -31,9 +31,10 @@ from harness.bench.calibration import UNIT
 from harness.bench.machine import load_average, machine_class, machine_family
 from harness import settings
 from harness.errors import BadInput
+from harness.progress import progress
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT = REPO / "golden" / "benchmarks"
+ROOT = settings.golden_dir() / "benchmarks"
 BENCH_FILE = "suites/bench/test_bench_stages.py"
 MARGIN = 2.0   # N >= MARGIN x the largest spread of min measured by `noise` (see README)
 CROSS_CPU_PERCENT = 20  # added to N against another CPU model's baseline (see README)
@@ -71,9 +72,9 @@ def pytest_cmd(preset: str, *extra: str, nodes: tuple[str, ...] = (BENCH_FILE,))
             "--benchmark-columns=min,median,max,rounds", *extra]
 
 
-def _run(cmd: list[str]) -> int:
+def _run(cmd: list[str], stdout=None) -> int:
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    return subprocess.run(cmd, cwd=REPO, env=gate_env()).returncode
+    return subprocess.run(cmd, cwd=REPO, env=gate_env(), stdout=stdout).returncode
 
 
 def thresholds(cls_dir: Path) -> dict[str, int]:
@@ -151,13 +152,15 @@ def baseline_dir(cls: str | None, preset: str) -> tuple[Path, str | None]:
                          f"{CROSS_CPU_PERCENT}%; record one for this CPU to gate tighter")
 
 
-def compare(preset: str, cls: str | None = None, fail_percent: int | None = None) -> int:
-    """Re-run the benchmarks against the stored baseline; -> 1 on a regression, else 0."""
+def compare(preset: str, cls: str | None = None, fail_percent: int | None = None,
+            stdout=None) -> dict:
+    """Re-run the benchmarks against the stored baseline; -> {"passed", "baseline", ...}.
+    pytest's own output goes to `stdout` (default: inherited)."""
     d, note = baseline_dir(cls, preset)
     base = d / f"{preset}.json"
     if not base.is_file():
         raise Missing(f"{base}: missing; record it with "
-                      f"`sao-harness bench record --preset {preset}`")
+                      f"`sao-harness bench record --config {preset}`")
     if note:
         print(f"benchmark gate: {note}", file=sys.stderr)
     benches = json.loads(base.read_text())["benchmarks"]
@@ -176,13 +179,14 @@ def compare(preset: str, cls: str | None = None, fail_percent: int | None = None
         groups.setdefault(limits.get(b["fullname"], fallback), []).append(b["fullname"])
     failed = []
     for n, nodes in sorted(groups.items()):
+        progress(f"benchmark gate: {len(nodes)} benchmark(s) at min:{n}%")
         code = _run(pytest_cmd(preset, f"--benchmark-compare={base}",
-                               f"--benchmark-compare-fail=min:{n}%", nodes=tuple(nodes)))
+                               f"--benchmark-compare-fail=min:{n}%", nodes=tuple(nodes)), stdout)
         if code != 0:
             failed.append(n)
-    print(f"benchmark gate vs {base}: " + ("pass" if not failed else
-          f"FAIL in the min:{','.join(map(str, failed))}% group(s)"))
-    return 1 if failed else 0
+    return {"passed": not failed, "baseline": str(base), "note": note,
+            "fail_min_percent": {name: n for n, names in groups.items() for name in names},
+            "failed_groups_percent": failed}
 
 
 def noise(preset: str, runs_wanted: int, write: bool, cls: str | None = None) -> int:

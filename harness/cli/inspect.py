@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
+from harness.cli.output import emit
 from harness.model.prefixes import CHECKPOINT_GROUPS as GROUPS
 from harness.weights.load import load_official, load_t5, open_checkpoint, sha256_file
 from harness.weights.safetensors_io import dtype_names
@@ -14,8 +14,8 @@ from harness.weights.safetensors_io import dtype_names
 def register(sub) -> None:
     p = sub.add_parser("inspect", help="validate a checkpoint strictly and summarize it")
     p.add_argument("path", type=Path, help="checkpoint directory or model.safetensors")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_inspect)
+    p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    p.set_defaults(func=cmd_inspect, inputs=("path",))
 
 
 def inspect_checkpoint(path: Path) -> dict:
@@ -33,7 +33,7 @@ def inspect_checkpoint(path: Path) -> dict:
         }
     summary = {"path": str(ckpt.model_file), "preset": ckpt.config.preset,
                "sha256": sha256_file(ckpt.model_file), "tensors": len(weights),
-               "groups": groups, "t5": None, "tokenizer": None, "valid": True}
+               "groups": groups, "t5": None, "tokenizer": None, "valid": True, "passed": True}
     if ckpt.t5_dir is not None:
         t5 = load_t5(ckpt)
         summary["t5"] = {"tensors": len(t5), "parameters": int(sum(v.size for v in t5.values())),
@@ -48,7 +48,7 @@ def inspect_checkpoint(path: Path) -> dict:
 def cmd_inspect(args) -> int:
     s = inspect_checkpoint(args.path)
     if args.json:
-        print(json.dumps(s, indent=2))
+        emit(args, s)
         return 0
     print(f"{s['path']}: valid {s['preset']} checkpoint, {s['tensors']} tensors, sha256 {s['sha256']}")
     for name, g in s["groups"].items():

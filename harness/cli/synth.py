@@ -16,10 +16,12 @@ def register(sub) -> None:
 
 
 def cmd_synth(args) -> int:
+    from harness.progress import progress
     from harness.weights.load import sha256_file
     from harness.weights.synth import write_checkpoint
 
-    out = write_checkpoint(args.config, args.seed, args.out)
+    out = write_checkpoint(args.config, args.seed, args.out,
+                           progress=lambda m: progress(f"synth {args.config}: {m}"))
     print(f"wrote {args.config} seed {args.seed} checkpoint to {out} "
           f"(model.safetensors sha256 {sha256_file(out / 'model.safetensors')})")
     return 0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import settings
 from harness.errors import BadInput, one_line
 from harness.files import read_json_object
 from harness.model import prefixes
@@ -28,7 +29,7 @@ FORMAT = "sao-harness-golden/1"
 TENSORS_FILE = "tensors.safetensors"
 MANIFEST_FILE = "manifest.json"
 PRODUCERS = ("torch", "litert", "arm-tflite")
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "golden"
+DEFAULT_ROOT = settings.golden_dir()
 REQUIRED = ("format", "case", "producer", "tolerance_class", "order", "tensors", "inputs")
 
 
@@ -167,6 +168,10 @@ def check_golden(path: str | Path, case: str | None = None) -> Golden:
     """Load and verify one case directory; any fault is BadInput naming file and tensor."""
     path = Path(path)
     if not path.is_dir():
+        if path.parent == settings.PACKAGED_GOLDEN:
+            raise BadInput(path, "golden case not in this install (it ships the tiny goldens "
+                                 f"only): point {settings.GOLDEN_DIR} or --golden-dir at a "
+                                 "checkout's golden/")
         raise BadInput(path, "golden case directory does not exist")
     manifest = _read_manifest(path)
     if case is not None and manifest["case"] != case:

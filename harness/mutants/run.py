@@ -33,8 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import BadInput
-from harness.mutants import CATALOGUE, catalogue_io
+from harness.mutants import CATALOGUE
+from harness.mutants.catalogue import io as catalogue_io
 from harness.mutants.core import Mutant
+from harness.progress import progress
 
 OUTPUT_AUDIO = "output.audio"  # harness.model.pipeline.OUTPUT_AUDIO (imported lazily there)
 
@@ -306,9 +308,15 @@ def run_catalogue(names: list[str] | None = None, bench: Bench | None = None,
     """Outcomes of the control (first) and of the named mutants (default: all)."""
     mutants = [CATALOGUE[n] if n in CATALOGUE else _unknown(n) for n in names] if names \
         else list(CATALOGUE.values())
-    bench = bench or Bench(model=model)
-    outcomes = [bench.run(None)] if control else []
-    return outcomes + [bench.run(m) for m in mutants]
+    if bench is None:
+        progress(f"loading the {model} model and its goldens")
+        bench = Bench(model=model)
+    outcomes = []
+    for i, m in enumerate(([None] if control else []) + mutants):
+        progress(f"mutant {i + 1 - control}/{len(mutants)}: {m.name}" if m else
+                 "unmutated control")
+        outcomes.append(bench.run(m))
+    return outcomes
 
 
 def _unknown(name: str):

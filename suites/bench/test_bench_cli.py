@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from cli_util import assert_one_line_error, run_cli
 from harness.bench.machine import machine_family
+from suites.cli_util import assert_one_line_error, run_cli
 
 QUICK = ("--config", "tiny", "--stages", "t5,vae_decode_short")
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-from cli_util import Result, assert_one_line_error, run_cli
 
 from harness.golden import tolerances
 from harness.golden.calibrate import proposed_table
@@ -17,6 +16,7 @@ from harness.golden.tolerances import (FP32_TINY, UNCALIBRATED_ALLOWANCE_DB, dev
                                         floor_for, policy_for)
 from harness.cli import main
 from harness.device import ENV, available
+from suites.cli_util import Result, assert_one_line_error, run_cli
 
 needs_no_gpu = pytest.mark.skipif(available("gpu"), reason="this machine has a GPU: "
                                                            "--device gpu is valid here")

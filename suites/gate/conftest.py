@@ -3,12 +3,9 @@ are committed), a second seed, and `gate(...)`, an in-process gate run on short 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))  # gate_variants
 
 # Drift probes of 64 latent frames keep a tiny gate run near a second; the audio checks
 # need >= 512 tiny frames (32768 samples), so only tests that judge audio use more.

@@ -1,6 +1,6 @@
 """Re-encodings and corruptions of an approved checkpoint, written as real files.
 
-Shared by the gate tests and calibrate_drift.py. Each function copies the checkpoint
+Shared by the gate tests and tools/calibrate_gate_drift.py. Each function copies the checkpoint
 directory `src` to `dst` and rewrites its model.safetensors; the safetensors header is
 written here byte by byte (own key order, BF16 support), not through the library.
 """

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 
-import gate_variants as gv
 import pytest
 
-from cli_util import run_cli
 from harness.compare.weightdiff import CHANGED
+from suites.cli_util import run_cli
+from suites.gate import gate_variants as gv
 
 # maker, tolerance class the gate must infer, a tensor the re-encoding touched
 REENCODINGS = {

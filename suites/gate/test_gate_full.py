@@ -4,11 +4,11 @@ q/k swap in a real-size fused projection."""
 
 from __future__ import annotations
 
-import gate_variants as gv
 import numpy as np
 import pytest
 
 from harness.compare.weightdiff import CHANGED, classify
+from suites.gate import gate_variants as gv
 
 pytestmark = pytest.mark.full
 FRAMES = 8  # the full VAE decodes 16384 samples from it; SNR does not depend on length

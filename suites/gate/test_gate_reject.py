@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 
-import gate_variants as gv
 import pytest
 
-from cli_util import run_cli
+from suites.cli_util import run_cli
+from suites.gate import gate_variants as gv
+
 
 # maker(src, dst[, other]), tensor named, fault named, drift stage that must fail
 VALID_SHAPES = {

@@ -17,12 +17,12 @@ import subprocess
 from html.parser import HTMLParser
 from xml.etree import ElementTree as ET
 
-import gate_variants as gv
 import numpy as np
 import pytest
 
 from harness.cli import main
 from harness.weights.load import sha256_file
+from suites.gate import gate_variants as gv
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

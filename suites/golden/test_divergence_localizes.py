@@ -1,5 +1,5 @@
-"""The localiser on one mutant per model area (the mutants of harness/mutants/catalogue.py):
-each fails the golden comparison, and the first divergence names the module the bug lives in,
+"""The localiser on one mutant per model area (harness/mutants/catalogue: dit, conditioning,
+vae): each fails the golden comparison, and the first divergence names the module the bug lives in,
 on the reference's own input (`local`), with everything upstream agreeing; the unmutated model
 passes, before and after every catalogued mutant was applied and removed. The whole catalogue
 (structural and WAV-writer mutants included) is suites/mutants.
@@ -14,7 +14,7 @@ import pytest
 
 from harness.compare.divergence import compare_golden
 from harness.golden.store import DEFAULT_ROOT, load_golden
-from harness.mutants import CATALOGUE, catalogue
+from harness.mutants import CATALOGUE, get
 
 CASE = "tiny-torch"
 
@@ -36,8 +36,7 @@ def test_unmutated_model_passes(setup):
     assert all(r.local_passed for r in result.rows)
 
 
-LOCAL = [catalogue.ROPE_INTERLEAVED, catalogue.T5_PADDING_NOT_ZEROED,
-         catalogue.CONVT_WEIGHT_NORM_WRONG_DIM]
+LOCAL = [get("rope-interleaved"), get("t5-padding-not-zeroed"), get("convt-weight-norm-wrong-dim")]
 
 
 @pytest.mark.parametrize("mutant", LOCAL, ids=[m.name for m in LOCAL])

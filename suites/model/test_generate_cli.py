@@ -7,7 +7,7 @@ import json
 import numpy as np
 import soundfile as sf
 
-from cli_util import assert_one_line_error, run_cli
+from suites.cli_util import assert_one_line_error, run_cli
 
 
 def test_generate_writes_trimmed_interleaved_wav(tiny_checkpoint, tmp_path):

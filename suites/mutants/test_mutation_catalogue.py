@@ -105,7 +105,7 @@ def test_whole_catalogue(bench_all):
 
 
 def test_cli_json(tmp_path):
-    from cli_util import run_cli
+    from suites.cli_util import run_cli
 
     r = run_cli("mutants", "run", "--only", "lr-swapped", "--case", "tiny-torch", "--json")
     assert r.code == 0, r.err
@@ -129,9 +129,9 @@ def test_heard_table_lists_each_mutant_and_its_checks():
 
 
 def test_trained_model_without_its_golden_is_bad_input(tmp_path):
-    from cli_util import assert_one_line_error, run_cli
+    from suites.cli_util import assert_one_line_error, run_cli
 
-    r = run_cli("mutants", "run", "--model", "tiny-trained", "--only", "lr-swapped")
+    r = run_cli("mutants", "run", "--config", "tiny-trained", "--only", "lr-swapped")
     if r.code == 0:  # the trained checkpoint and its golden are committed: it runs
         assert "lr-swapped: caught" in r.out
     else:

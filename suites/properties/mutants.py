@@ -4,7 +4,9 @@ Every property suite runs its property on some of these and requires a failure
 (`checks.assert_detects`), so no property is vacuous. They include the bug classes the
 property-suites issue names (conv-transpose with the conv permutation, interleaved RoPE,
 per-output-channel weight norm on a conv-transpose, linear schedule, swapped GLU halves,
-unzeroed T5 padding, L/R swapped writer).
+unzeroed T5 padding, L/R swapped writer). A bug the mutation catalogue also holds is the
+catalogue's own function (`harness.mutants.catalogue.<subject>`), adapted here only to the
+signature a property calls.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from harness.model.conditioner import NumberConditioner
 from harness.model.dit import GLU, Attention, RotaryEmbedding, apply_rotary
 from harness.model.layers import LayerNorm, SnakeBeta
 from harness.model.sampler import cfg_denoiser, logsnr_schedule
-from harness.mutants import catalogue_model
+from harness.mutants import catalogue
 from harness.weights.convert import TO_MLX, TO_OFFICIAL, conv_modules
 
 
@@ -78,8 +80,7 @@ def fuse_unnormalized(g, v):
 
 
 # -- schedules -----------------------------------------------------------------------
-def linear_schedule(steps):
-    return np.linspace(1.0, 0.0, steps + 1).astype(np.float32)
+linear_schedule = catalogue.sampler.linear_schedule
 
 
 def unclamped_schedule(steps):
@@ -107,8 +108,7 @@ def _sampler(bug: str):
             t_eval = t_next if bug == "eval_at_next" and i else t_i
             v = denoise(x, ones * t_eval)
             if sampler == "euler":
-                dt = (t_i - t_next) if bug == "euler_sign" else (t_next - t_i)
-                x = x + dt * v
+                x = x + (t_next - t_i) * v
             else:
                 x0 = x + t_i * v if bug == "x0_sign" else x - t_i * v
                 if i == steps - 1:
@@ -128,7 +128,7 @@ def _sampler(bug: str):
 SAMPLE_X0_SIGN = _sampler("x0_sign")
 SAMPLE_RENOISE_T_I = _sampler("renoise_t_i")
 SAMPLE_REUSED_NOISE = _sampler("reused_noise")
-SAMPLE_EULER_SIGN = _sampler("euler_sign")
+SAMPLE_EULER_SIGN = catalogue.sampler.euler_dt_sign
 SAMPLE_EVAL_AT_NEXT = _sampler("eval_at_next")
 
 
@@ -191,21 +191,15 @@ def generate_seed_ignored(model, ids, mask, **kw):
 
 
 # -- RoPE: rope(x (B, H, T, Dh) numpy, rot) -> numpy ------------------------------------------
-def _mx_rope(x, rot, cos_sin):
+def _mx_rope(x, rot, cos_sin, apply=apply_rotary):
     cos, sin = cos_sin
-    return np.array(apply_rotary(mx.array(x), cos, sin))
+    return np.array(apply(mx.array(x), cos, sin))
 
 
 def rope_interleaved(x, rot):
     """Rotates adjacent pairs (x0, x1), (x2, x3)... with repeat-interleaved frequencies."""
-    T = x.shape[-2]
-    inv = 1.0 / (10000.0 ** (np.arange(0, rot, 2, dtype=np.float32) / rot))
-    ang = np.repeat(np.arange(T, dtype=np.float32)[:, None] * inv[None, :], 2, axis=-1)
-    xr = x[..., :rot].astype(np.float64)
-    pairs = xr.reshape(*xr.shape[:-1], rot // 2, 2)
-    rotated = np.stack([-pairs[..., 1], pairs[..., 0]], -1).reshape(xr.shape)
-    out = xr * np.cos(ang) + rotated * np.sin(ang)
-    return np.concatenate([out, x[..., rot:]], axis=-1)
+    freqs = RotaryEmbedding(rot).freqs(x.shape[-2])
+    return _mx_rope(x, rot, freqs, catalogue.dit.apply_rotary_interleaved)
 
 
 def rope_unnegated(x, rot):
@@ -242,7 +236,7 @@ class AttentionHeadsDH(Attention):
 class AttentionNormAfterRope(Attention):
     """qk LayerNorm applied after RoPE instead of before (the catalogue's mutant)."""
 
-    _qk = catalogue_model._qk_norm_after_rope
+    _qk = catalogue.dit.qk_norm_after_rope
 
 
 class AttentionModelDimScale(Attention):
@@ -256,7 +250,7 @@ class AttentionModelDimScale(Attention):
 class GLUSwapped(GLU):
     """gate | value instead of value | gate (the catalogue's mutant)."""
 
-    __call__ = catalogue_model._glu_swapped
+    __call__ = catalogue.dit.glu_swapped
 
 
 class GLUSigmoid(GLU):
@@ -286,8 +280,7 @@ class LayerNormUnbiased(LayerNorm):
 class SnakeLinearScale(SnakeBeta):
     """alpha, beta used as stored instead of exp(): the non-log-scale Snake."""
 
-    def __call__(self, x):
-        return x + 1.0 / (self.beta + 1e-9) * mx.sin(self.alpha * x) ** 2
+    __call__ = catalogue.vae.snake_no_exp
 
 
 class NumberUnclamped(NumberConditioner):
@@ -307,7 +300,7 @@ class NumberMaxOnly(NumberConditioner):
 # -- T5 conditioner: prompt(ids, mask) -> (B, L, d) --------------------------------------------
 def t5_unzeroed(prompt):
     def f(ids, mask):
-        return prompt.model(ids, mask)
+        return catalogue.conditioning.t5_unzeroed_call(prompt, ids, mask)
     f.__name__ = "t5_unzeroed"
     return f
 
@@ -323,7 +316,7 @@ def t5_mask_ignored(prompt):
 # -- WAV writers: write(path, planar audio, rate, seconds) -> samples ------------------------------
 def wav_swapped(path, audio, rate, seconds):
     n = int(round(seconds * rate))
-    sf.write(path, audio[::-1, :n].T, rate, subtype="FLOAT")
+    sf.write(path, catalogue.io.channels_swapped(audio[:, :n]).T, rate, subtype="FLOAT")
     return n
 
 
@@ -347,5 +340,5 @@ def wav_pcm16(path, audio, rate, seconds):
 def wav_planar_reshaped(path, audio, rate, seconds):
     """Planar buffer handed to the writer as if interleaved: L and R samples alternate wrongly."""
     n = int(round(seconds * rate))
-    sf.write(path, np.ascontiguousarray(audio[:, :n]).reshape(n, 2), rate, subtype="FLOAT")
+    sf.write(path, catalogue.io.planar_as_interleaved(audio[:, :n]).T, rate, subtype="FLOAT")
     return n

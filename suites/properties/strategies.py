@@ -12,7 +12,8 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-import oracles
+from suites.properties import oracles
+
 
 seeds = st.integers(0, 2**32 - 1)
 

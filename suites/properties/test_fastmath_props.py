@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import oracles
-from checks import EPS32
 from harness.model import fastmath
+from suites.properties import oracles
+from suites.properties.checks import EPS32
 
 TINY32 = float(np.finfo(np.float32).tiny)
 F32_FINITE = st.floats(-1e4, 1e4, width=32, allow_nan=False)

@@ -9,14 +9,13 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-import mutants
-import oracles
-from checks import EPS32, assert_close, assert_detects
-from strategies import ConvCase, conv_cases, gaussian, seeds, weight_shapes
 from harness.model.config import TINY
 from harness.model.layers import Conv1d, ConvTranspose1d
 from harness.weights.convert import conv_modules, mlx_to_official, official_to_mlx
 from harness.weights.safetensors_io import read_safetensors, write_safetensors
+from suites.properties import mutants, oracles
+from suites.properties.checks import EPS32, assert_close, assert_detects
+from suites.properties.strategies import ConvCase, conv_cases, gaussian, seeds, weight_shapes
 
 REAL = (official_to_mlx, mlx_to_official)
 # A real module path of each kind: conversion dispatches on the module, not on the shape.

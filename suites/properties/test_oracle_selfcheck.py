@@ -7,9 +7,10 @@ import numpy as np
 from hypothesis import example, given
 from scipy.signal import correlate
 
-import oracles
-from checks import assert_close
-from strategies import ConvCase, RopeCase, conv_cases, rope_cases, weight_norm_pairs
+from suites.properties import oracles
+from suites.properties.checks import assert_close
+from suites.properties.strategies import ConvCase, RopeCase, conv_cases, rope_cases, weight_norm_pairs
+
 
 F64_TOL = 1e-12  # float64 sums of O(1) terms: any formulation agrees to ~1e-14
 

@@ -12,13 +12,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-import mutants
-import oracles
-from checks import EPS32, assert_close, assert_detects
-from strategies import PathCase, path_cases, seeds
 from harness.model import pipeline
 from harness.model.sampler import cfg_denoiser, logsnr_schedule, sample
 from harness.model.tokenizer import Tokenizer
+from suites.properties import mutants, oracles
+from suites.properties.checks import EPS32, assert_close, assert_detects
+from suites.properties.strategies import PathCase, path_cases, seeds
 
 
 # -- schedule ----------------------------------------------------------------------------

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 
-import mutants
-import oracles
-from checks import EPS32, assert_close, assert_detects
-from strategies import NumberCase, SnakeCase, number_cases, snake_cases
 from harness.model.conditioner import NumberConditioner
 from harness.model.layers import SnakeBeta
+from suites.properties import mutants, oracles
+from suites.properties.checks import EPS32, assert_close, assert_detects
+from suites.properties.strategies import NumberCase, SnakeCase, number_cases, snake_cases
 
 
 def check_snake(cls, case: SnakeCase):

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-import mutants
-from checks import EPS32, assert_close, assert_detects
-from strategies import seeds
 from harness.model.config import TINY
 from harness.model.tokenizer import EOS_ID, PAD_ID, Tokenizer
+from suites.properties import mutants
+from suites.properties.checks import EPS32, assert_close, assert_detects
+from suites.properties.strategies import seeds
 
 
 @dataclass

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 
-import mutants
-import oracles
-from checks import EPS32, assert_close, assert_detects
-from strategies import (AttentionCase, DenseCase, NormCase, RelPosCase, RopeCase, attention_cases,
-                        glu_cases, layer_norm_cases, relpos_cases, rope_cases)
 from harness.model.dit import GLU, Attention, RotaryEmbedding, apply_rotary
 from harness.model.layers import LayerNorm
+from suites.properties import mutants, oracles
+from suites.properties.checks import EPS32, assert_close, assert_detects
+from suites.properties.strategies import (AttentionCase, DenseCase, NormCase, RelPosCase, RopeCase,
+                                          attention_cases, glu_cases, layer_norm_cases,
+                                          relpos_cases, rope_cases)
 
 
 # -- RoPE ------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from checks import EPS32, assert_close, assert_detects
 from harness.model import vae
+from suites.properties.checks import EPS32, assert_close, assert_detects
 
 # Rounding only: OpenBLAS blocks a GEMM by its length, so a tile's sums round differently.
 # Measured over 285 (length, tile) pairs on the tiny decoder: worst 57 eps x max|audio| with

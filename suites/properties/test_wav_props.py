@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 from hypothesis import example, given
 
-import mutants
-from checks import assert_detects
-from strategies import WavCase, wav_cases
 from harness.audio.io import write_wav
+from suites.properties import mutants
+from suites.properties.checks import assert_detects
+from suites.properties.strategies import WavCase, wav_cases
 
 
 def real_writer(path, audio, rate, seconds):

@@ -11,15 +11,14 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from mlx.utils import tree_flatten
 
-import mutants
-import oracles
-from checks import EPS32, assert_close, assert_detects
-from strategies import WeightNormCase, gaussian, weight_norm_pairs
 from harness.model.config import TINY
 from harness.model.layers import ConvTranspose1d
 from harness.weights.convert import conv_modules, fuse_pair, official_to_mlx
 from harness.weights.load import load_model
 from harness.weights.safetensors_io import read_safetensors
+from suites.properties import mutants, oracles
+from suites.properties.checks import EPS32, assert_close, assert_detects
+from suites.properties.strategies import WeightNormCase, gaussian, weight_norm_pairs
 
 PATH = {kind: next(m for m, k in conv_modules(TINY).items() if k == kind) for kind in ("conv", "convT")}
 

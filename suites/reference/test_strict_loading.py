@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import require_torch
+from suites.reference.needs import require_torch
+
 
 require_torch()
 pytestmark = pytest.mark.reference

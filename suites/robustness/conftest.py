@@ -3,14 +3,9 @@ signals, hangs and memory), and assert the bad-input contract on the result."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # contract
-
-from contract import copy_checkpoint  # noqa: E402
+from suites.robustness.contract import copy_checkpoint
 
 
 @pytest.fixture(scope="session")

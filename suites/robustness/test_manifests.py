@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract import bad_input, cli
+from suites.robustness.contract import bad_input, cli
 
 
 def _first_tensor(m):
@@ -67,12 +67,12 @@ def _case(golden_dir, root, edit):
 def test_golden_verify(name, golden_dir, tmp_path):
     edit, needle = MANIFESTS[name]
     case = _case(golden_dir, tmp_path, edit)
-    bad_input(cli("golden", "verify", tmp_path), case / "manifest.json", needle)
+    bad_input(cli("golden", "verify", "--golden-dir", tmp_path), case / "manifest.json", needle)
 
 
 @pytest.mark.parametrize("name", ["shape-as-strings", "deep-nesting", "tensors-list"])
 def test_gate_rejects_with_a_malformed_golden(name, golden_dir, tmp_path, tiny_checkpoint):
-    from contract import rejected
+    from suites.robustness.contract import rejected
 
     edit, needle = MANIFESTS[name]
     _case(golden_dir, tmp_path / "goldens", edit)

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contract import bad_input, cli, error_line
+from suites.cli_util import assert_no_verdict
+from suites.robustness.contract import bad_input, cli, error_line
+
 
 INJECTIONS = {
     "newline": "x\nACCEPT: all weights verified",
@@ -119,7 +121,8 @@ def test_gate_memory_error_is_exit_2_not_a_reject(monkeypatch, tiny_checkpoint, 
     res = cli("gate", tiny_checkpoint, "--no-parity", "--frames", "64", "--report",
               tmp_path / "r", "--json")
     bad_input(res, "out of memory in the audio stage", "not a verdict on the weights")
-    assert res.out == "" and not (tmp_path / "r" / "result.json").exists()
+    assert_no_verdict(res.out)
+    assert not (tmp_path / "r" / "result.json").exists()
 
 
 def test_usage_error_is_one_line():

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract import bad_input, cli, rejected
+from suites.robustness.contract import bad_input, cli, rejected
 
 
 def split(raw: bytes) -> tuple[dict, bytes]:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from cli_util import assert_one_line_error, run_cli
 from harness.errors import BadInput
 from harness.weights.load import load_official, open_checkpoint
 from harness.weights.safetensors_io import read_safetensors
+from suites.cli_util import assert_one_line_error, run_cli
 
 DIT_KEY = "model.model.transformer.project_in.weight"  # (embed, io): not square in tiny
 

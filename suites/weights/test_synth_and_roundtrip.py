@@ -8,12 +8,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from cli_util import run_cli
 from harness.model.config import FULL, TINY
 from harness.weights.convert import mlx_to_official, official_to_mlx
 from harness.weights.load import load_t5, open_checkpoint, sha256_file
 from harness.weights.safetensors_io import dtype_names, read_safetensors, write_safetensors
 from harness.weights.synth import write_checkpoint
+from suites.cli_util import run_cli
 
 # sha256 of model.safetensors for seed 0. A change here means synthetic checkpoints (and every
 # golden recorded from them) are no longer reproducible: change it only with the goldens.

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_util import Result, assert_one_line_error
 from harness.errors import BadInput
 from harness.compare.weightdiff import run_diff
 from harness.weights.load import sha256_file
@@ -33,6 +32,7 @@ from harness.weights.synth import write_checkpoint
 from harness.weights.tflite.extract import extract, load_config, read_extraction
 from harness.weights.tflite.flatbuffer import read_graph
 from harness.weights.tflite.names import Namer, scope_chains
+from suites.cli_util import Result, assert_one_line_error
 
 MICRO = Path(__file__).parent / "data" / "tflite-micro"
 SAME_INT8 = "verdict: same weights (within int8 quantization)"

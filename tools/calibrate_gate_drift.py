@@ -1,6 +1,6 @@
 """Measure the drift that re-encodings and corruptions cause, per stage (not a test).
 
-    python suites/gate/calibrate_drift.py [--preset tiny|full] [--frames N]
+    python -m tools.calibrate_gate_drift [--preset tiny|full] [--frames N]   # from the checkout
 
 For each variant of a seeded checkpoint it prints the lowest SNR (dB) per drift stage
 against the approved checkpoint. The `--expect same` thresholds in
@@ -10,18 +10,14 @@ harness/gate/drift_tolerances.toml were set from these numbers (see the comments
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import gate_variants as gv  # noqa: E402
-
-from harness.gate import drift  # noqa: E402
-from harness.weights.load import load_model  # noqa: E402
-from harness.weights.synth import write_checkpoint  # noqa: E402
+from harness.gate import drift
+from harness.weights.load import load_model
+from harness.weights.synth import write_checkpoint
+from suites.gate import gate_variants as gv  # the gate tests' variants, measured here
 
 
 def main() -> None:

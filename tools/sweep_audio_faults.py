@@ -1,6 +1,6 @@
 """Weakest depth of each fault that its intended check still flags on every clip of a split.
 
-    python suites/audio/sweep.py [--split calibration|test]
+    python tools/sweep_audio_faults.py [--split calibration|test]
 
 Depths go from the nominal one toward weaker; the sweep stops at the first depth missed on
 any clip and prints the last depth caught everywhere (the number quoted in the report).
@@ -9,13 +9,9 @@ any clip and prints the last depth caught everywhere (the number quoted in the r
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from harness.audio import check, corpus, faults, metrics  # noqa: E402
-from test_real_music import INTENDED  # noqa: E402
+from harness.audio import check, corpus, faults, metrics
+from harness.audio.faults import INTENDED
 
 GRIDS = {
     "lowpass_4k": [4000, 6000, 8000, 9000, 10000, 10500, 11000, 11500, 12000, 13000],

@@ -1,7 +1,7 @@
 """Measure every metric on the CALIBRATION clips (never the test clips): clean, benign variants
 and each fault at its nominal depth. The numbers justify thresholds.toml.
 
-    python suites/audio/calibrate.py [--split test] > calibration.txt
+    python tools/calibrate_audio.py [--split test] > calibration.txt
 """
 
 from __future__ import annotations
