@@ -14,13 +14,13 @@ dir="golden/benchmarks/$cls"
 status=0
 for preset in ${SAO_CI_BENCH_PRESETS:-tiny}; do
   if [ -f "$dir/$preset.json" ] && [ -f "$dir/threshold.json" ]; then
-    python -m harness.bench.baseline compare --preset "$preset" || status=1
+    sao-harness bench compare --config "$preset" || status=1
     continue
   fi
   ci_warn "no $preset benchmark baseline or threshold.json for machine class $cls: bootstrapping (artifact benchmarks/$cls/; commit it to golden/benchmarks/$cls/)"
-  [ -f "$dir/$preset.json" ] || python -m harness.bench.baseline record --preset "$preset"
+  [ -f "$dir/$preset.json" ] || sao-harness bench record --config "$preset"
   if [ ! -f "$dir/threshold.json" ]; then
-    python -m harness.bench.baseline noise --preset "$preset" --runs "$SAO_CI_BENCH_NOISE_RUNS" --write
+    sao-harness bench noise --config "$preset" --runs "$SAO_CI_BENCH_NOISE_RUNS" --write
   fi
   mkdir -p "$SAO_CI_REPORTS/benchmarks/$cls"
   cp "$dir/$preset.json" "$dir/threshold.json" "$SAO_CI_REPORTS/benchmarks/$cls/"

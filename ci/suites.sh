@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 . ci/lib.sh
 
 mkdir -p "$SAO_CI_REPORTS/suites"
-sao-harness golden verify golden
+sao-harness golden verify --golden-dir golden
 if ci_fast; then
   set -- suites/audio -k "not_used_for_calibration or loudness_is_pyloudnorm" ${1+"$@"}
 else

@@ -1,3 +1,8 @@
 """sao-harness: test and regression-benchmark harness for Stable Audio Open Small ports."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("sao-harness")  # pyproject.toml's, as installed (wheel or editable)
+except PackageNotFoundError:  # a source tree run without installing it
+    __version__ = "0+unknown"

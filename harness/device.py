@@ -15,12 +15,6 @@ DEFAULT = "cpu"
 ENV = settings.DEVICE  # inherited by subprocesses (the benchmark gate's pytest runs)
 
 
-def add_device_argument(parser) -> None:
-    parser.add_argument("--device", choices=DEVICES, default=None,
-                        help=f"MLX device to run the model on (default: ${ENV} or {DEFAULT}; "
-                             "gpu = Metal on Apple Silicon)")
-
-
 def available(name: str) -> bool:
     import mlx.core as mx
 

@@ -7,6 +7,7 @@ before any `open` that could block; JSON and other small files are read with a s
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -70,6 +71,20 @@ def read_small(path: str | Path, what: str = "file", limit: int = MAX_SMALL_FILE
             return f.read(limit + 1)[:limit]
     except OSError as e:
         raise BadInput(path, f"cannot read: {e.strerror or e}") from None
+
+
+def read_json_object(path: str | Path, what: str = "JSON file") -> dict:
+    """A small regular file holding one JSON object; every fault is one BadInput line."""
+    raw = read_small(path, what)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise BadInput(path, "not valid JSON (nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadInput(path, f"not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise BadInput(path, f"is not a JSON object (a {type(data).__name__}): not a {what}")
+    return data
 
 
 def _umask() -> int:

@@ -116,7 +116,7 @@ def port_report(request, port_spec, weights_path, golden_dir, report_dir):
     import json
 
     from harness.ports.check import STAGE_NAMES, check_port
-    from harness.ports.commands import to_markdown
+    from harness.ports.report import to_markdown
     from harness.ports.runner import DEFAULT_TIMEOUT
 
     timeout = request.config.getoption("--port-timeout") or DEFAULT_TIMEOUT

@@ -12,6 +12,7 @@
 | `SAO_REFERENCE_CLEAN` | unset | set by the recorder for its own clean re-exec (internal) |
 | `SAO_BENCH_MACHINE_CLASS` | OS-arch-cores | key of the stored benchmark baseline |
 | `SAO_HYPOTHESIS_PROFILE` | `ci` | hypothesis profile of the suites (`ci` or `nightly`) |
+| `SAO_HARNESS_QUIET` | unset | set: no per-stage progress lines on stderr |
 | `SAO_REPORT_DIR` | a temporary dir | where the suites write human-readable reports |
 """
 
@@ -69,6 +70,11 @@ def audio_corpus() -> str | None:
 def audio_system_share() -> Path:
     """Where Debian's packages put their files (a test points it at an empty directory)."""
     return Path(os.environ.get("SAO_AUDIO_SYSTEM_SHARE") or "/usr/share")
+
+
+def quiet() -> bool:
+    """No progress lines (harness/progress.py) on stderr."""
+    return bool(os.environ.get("SAO_HARNESS_QUIET"))
 
 
 def report_dir() -> Path | None:

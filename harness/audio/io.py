@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from harness.errors import BadInput
-from harness.files import regular_file
+from harness.files import atomic_file, check_output_target, regular_file
 
 SAMPLE_RATE = 44100  # the model's only rate; every threshold assumes it
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
@@ -99,3 +100,24 @@ def _zero_peak_timestamp(path: Path) -> None:
             if chunk[:4] == b"data":
                 return  # libsndfile writes PEAK before the data
             pos += 8 + size + (size & 1)
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any model work when the output WAV cannot be written."""
+    check_output_target(path)  # never replace a directory, device node or FIFO
+    if not os.access(path.parent, os.W_OK) or not path.parent.is_dir():
+        raise BadInput(path, "cannot write: directory missing or not writable")
+    if path.suffix.lower() != ".wav":
+        raise BadInput(path, "output must be a .wav file")
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int, seconds: float) -> int:
+    """Planar (C, N) -> interleaved float WAV trimmed to seconds·rate; atomic. -> samples written.
+    What `sao-harness generate` writes with (the I/O mutants patch this function)."""
+    n = int(round(seconds * sample_rate))
+    if n > audio.shape[1]:
+        raise BadInput(path, f"{seconds} s needs {n} samples, the model made {audio.shape[1]}")
+    check_writable(path)
+    with atomic_file(path, suffix=".wav") as tmp:
+        save(tmp, audio[:, :n], sample_rate, subtype="FLOAT")
+    return n

@@ -1,4 +1,4 @@
-"""`python -m harness.bench.baseline record|compare|noise`: stored pytest-benchmark baselines.
+"""`sao-harness bench record|compare|noise`: stored pytest-benchmark baselines.
 
 Baselines live in golden/benchmarks/<machine class>/<preset>.json (pytest-benchmark's own
 JSON, written with --benchmark-json). `compare` re-runs the benchmarks with
@@ -19,7 +19,6 @@ the wall-clock, all-threads latencies are `sao-harness bench`'s job.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -31,6 +30,8 @@ from pathlib import Path
 from harness.bench.calibration import UNIT
 from harness.bench.machine import load_average, machine_class, machine_family
 from harness import settings
+from harness.errors import BadInput
+from harness.progress import progress
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = settings.golden_dir() / "benchmarks"
@@ -44,8 +45,11 @@ GATE_ARGS = ("--benchmark-enable", "--benchmark-timer=time.process_time", "-p", 
 GATE_THREADS = {"OPENBLAS_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
-class Missing(Exception):
+class Missing(BadInput):
     """A baseline or threshold file this machine class does not have (exit 2)."""
+
+    def __init__(self, problem: str):
+        super().__init__(None, problem)
 
 
 def class_dir(cls: str | None = None) -> Path:
@@ -68,16 +72,16 @@ def pytest_cmd(preset: str, *extra: str, nodes: tuple[str, ...] = (BENCH_FILE,))
             "--benchmark-columns=min,median,max,rounds", *extra]
 
 
-def _run(cmd: list[str]) -> int:
+def _run(cmd: list[str], stdout=None) -> int:
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    return subprocess.run(cmd, cwd=REPO, env=gate_env()).returncode
+    return subprocess.run(cmd, cwd=REPO, env=gate_env(), stdout=stdout).returncode
 
 
 def thresholds(cls_dir: Path) -> dict[str, int]:
     """Benchmark full name -> N (percent) for this machine class."""
     path = cls_dir / "threshold.json"
     if not path.is_file():
-        raise Missing(f"{path}: missing; run `python -m harness.bench.baseline noise --write` "
+        raise Missing(f"{path}: missing; run `sao-harness bench noise --write` "
                       f"on this machine class first")
     return {k: int(v) for k, v in json.loads(path.read_text())["fail_min_percent"].items()}
 
@@ -120,10 +124,11 @@ def threshold_record(mins: dict[str, list[float]], preset: str, loads: list,
             "min_per_run_s": {k: [round(x, 6) for x in v] for k, v in mins.items()}}
 
 
-def cmd_record(args) -> int:
-    out = class_dir(args.machine_class) / f"{args.preset}.json"
+def record(preset: str, cls: str | None = None) -> int:
+    """Run the benchmarks and store them as this machine class's baseline; -> pytest's exit."""
+    out = class_dir(cls) / f"{preset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    code = _run(pytest_cmd(args.preset, f"--benchmark-json={out}"))
+    code = _run(pytest_cmd(preset, f"--benchmark-json={out}"))
     if code == 0:
         print(f"baseline written: {out}")
     return code
@@ -147,12 +152,15 @@ def baseline_dir(cls: str | None, preset: str) -> tuple[Path, str | None]:
                          f"{CROSS_CPU_PERCENT}%; record one for this CPU to gate tighter")
 
 
-def cmd_compare(args) -> int:
-    d, note = baseline_dir(args.machine_class, args.preset)
-    base = d / f"{args.preset}.json"
+def compare(preset: str, cls: str | None = None, fail_percent: int | None = None,
+            stdout=None) -> dict:
+    """Re-run the benchmarks against the stored baseline; -> {"passed", "baseline", ...}.
+    pytest's own output goes to `stdout` (default: inherited)."""
+    d, note = baseline_dir(cls, preset)
+    base = d / f"{preset}.json"
     if not base.is_file():
         raise Missing(f"{base}: missing; record it with "
-                      f"`python -m harness.bench.baseline record --preset {args.preset}`")
+                      f"`sao-harness bench record --config {preset}`")
     if note:
         print(f"benchmark gate: {note}", file=sys.stderr)
     benches = json.loads(base.read_text())["benchmarks"]
@@ -162,75 +170,47 @@ def cmd_compare(args) -> int:
         raise Missing(f"{base}: timed with {sorted(map(str, timers))} in "
                       f"{sorted(map(str, units))}, not time.process_time in {UNIT}; "
                       f"re-record it with `record`")
-    limits = {} if args.fail_percent else thresholds(d)
-    if note and not args.fail_percent:
+    limits = {} if fail_percent else thresholds(d)
+    if note and not fail_percent:
         limits = {k: v + CROSS_CPU_PERCENT for k, v in limits.items()}
-    fallback = args.fail_percent or max(limits.values())  # a benchmark new since `noise`
+    fallback = fail_percent or max(limits.values())  # a benchmark new since `noise`
     groups: dict[int, list[str]] = {}
     for b in benches:
         groups.setdefault(limits.get(b["fullname"], fallback), []).append(b["fullname"])
     failed = []
     for n, nodes in sorted(groups.items()):
-        code = _run(pytest_cmd(args.preset, f"--benchmark-compare={base}",
-                               f"--benchmark-compare-fail=min:{n}%", nodes=tuple(nodes)))
+        progress(f"benchmark gate: {len(nodes)} benchmark(s) at min:{n}%")
+        code = _run(pytest_cmd(preset, f"--benchmark-compare={base}",
+                               f"--benchmark-compare-fail=min:{n}%", nodes=tuple(nodes)), stdout)
         if code != 0:
             failed.append(n)
-    print(f"benchmark gate vs {base}: " + ("pass" if not failed else
-          f"FAIL in the min:{','.join(map(str, failed))}% group(s)"))
-    return 1 if failed else 0
+    return {"passed": not failed, "baseline": str(base), "note": note,
+            "fail_min_percent": {name: n for n, names in groups.items() for name in names},
+            "failed_groups_percent": failed}
 
 
-def cmd_noise(args) -> int:
+def noise(preset: str, runs_wanted: int, write: bool, cls: str | None = None) -> int:
+    """Run the benchmarks K times; print each one's spread of min and the threshold tier it
+    gives; with write, store them as threshold.json."""
     runs, loads = [], []
     with tempfile.TemporaryDirectory(prefix="sao-bench-noise-") as tmp:
-        for k in range(args.runs):
+        for k in range(runs_wanted):
             out = Path(tmp) / f"run{k}.json"
             la = load_average()
             loads.append(la and round(la[0], 2))
-            if _run(pytest_cmd(args.preset, f"--benchmark-json={out}")) != 0:
+            if _run(pytest_cmd(preset, f"--benchmark-json={out}")) != 0:
                 return 1
             runs.append(json.loads(out.read_text()))
-    record = threshold_record(mins_of(runs), args.preset, loads, mins_of(runs, raw=True))
+    table = threshold_record(mins_of(runs), preset, loads, mins_of(runs, raw=True))
     print(f"{'benchmark':<40}{'spread of min':>14}{'N':>6}{'raw (s) spread':>16}   "
           f"min per run ({UNIT})")
-    raw = record["raw_spread_of_min_percent"]
-    for name, s in sorted(record["spread_of_min_percent"].items(), key=lambda kv: -kv[1]):
-        print(f"{name.split('::')[-1]:<40}{s:>13.1f}%{record['fail_min_percent'][name]:>5}%"
-              f"{raw.get(name, float('nan')):>15.1f}%   {record['min_per_run_s'][name]}")
-    if args.write:
-        path = class_dir(args.machine_class) / "threshold.json"
+    raw = table["raw_spread_of_min_percent"]
+    for name, s in sorted(table["spread_of_min_percent"].items(), key=lambda kv: -kv[1]):
+        print(f"{name.split('::')[-1]:<40}{s:>13.1f}%{table['fail_min_percent'][name]:>5}%"
+              f"{raw.get(name, float('nan')):>15.1f}%   {table['min_per_run_s'][name]}")
+    if write:
+        path = class_dir(cls) / "threshold.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2) + "\n")
+        path.write_text(json.dumps(table, indent=2) + "\n")
         print(f"written: {path}")
     return 0
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.bench.baseline",
-                                description=__doc__.splitlines()[0])
-    p.add_argument("--machine-class", default=None,
-                   help="default: this machine's (python -m harness.bench.machine)")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    for name, fn, text in (
-            ("record", cmd_record, "run the benchmarks, store them as the baseline"),
-            ("compare", cmd_compare, "run them against the stored baseline; exit 1 on a regression"),
-            ("noise", cmd_noise, "measure the run-to-run spread of min; thresholds from it")):
-        s = sub.add_parser(name, help=text)
-        s.add_argument("--preset", choices=("tiny", "full"), default="tiny")
-        s.set_defaults(func=fn)
-        if name == "compare":
-            s.add_argument("--fail-percent", type=int, default=None,
-                           help="one N for every benchmark (default: threshold.json's)")
-        if name == "noise":
-            s.add_argument("--runs", type=int, default=10)
-            s.add_argument("--write", action="store_true", help="store the thresholds")
-    args = p.parse_args(argv)
-    try:
-        return args.func(args)
-    except Missing as e:
-        print(f"baseline: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import re
 
-T5 = "conditioner.conditioners.prompt.model"
-DIT = "model.model"
-DECODER = "pretransform.model.decoder"
+from harness.model.prefixes import DECODER, DIT, PROMPT, SECONDS, T5, VAE
 _STEP = re.compile(r"^(.*)@(\d+)$")
 _T5_BLOCK = re.compile(rf"^{re.escape(T5)}\.encoder\.block\.(\d+)(.*)$")
 _DIT_BLOCK = re.compile(rf"^{re.escape(DIT)}\.transformer\.layers\.(\d+)(.*)$")
@@ -64,14 +62,14 @@ def parents(name: str, names: list[str]) -> list[str] | None:
 
     if base.startswith(T5):
         return _t5_parents(base, names)
-    if base == "conditioner.conditioners.prompt":
+    if base == PROMPT:
         return [T5]
-    if base == "conditioner.conditioners.seconds_total":
+    if base == SECONDS:
         return []
     if base == "conditioner.cross_attn_cond":
-        return ["conditioner.conditioners.prompt", "conditioner.conditioners.seconds_total"]
+        return [PROMPT, SECONDS]
     if base == "conditioner.global_cond":
-        return ["conditioner.conditioners.seconds_total"]
+        return [SECONDS]
 
     if base.startswith(DIT):
         return _dit_parents(base, names, at, x_in)
@@ -89,7 +87,7 @@ def parents(name: str, names: list[str]) -> list[str] | None:
         denoised = f"sampler.steps.{i}.denoised"
         return [denoised] if denoised in names else [f"sampler.steps.{i}.v", prev_x]
 
-    if base.startswith(DECODER) or base in ("pretransform.model", "output.audio"):
+    if base.startswith(DECODER) or base in (VAE, "output.audio"):
         return _decoder_parents(base, names)
     return None
 
@@ -179,8 +177,8 @@ def _dit_parents(base: str, names: list[str], at, x_in: str) -> list[str] | None
 
 def _decoder_parents(base: str, names: list[str]) -> list[str] | None:
     if base == "output.audio":
-        return ["pretransform.model"]
-    if base == "pretransform.model":
+        return [VAE]
+    if base == VAE:
         # the whole decode (layout, decoder, any chunking/stitching) on the reference's latents
         return [f"{DECODER}.input"]
     if base == f"{DECODER}.input":

@@ -45,9 +45,12 @@ from harness.errors import BadInput
 from harness.model import prefixes
 from harness.model.config import ModelConfig
 from harness.weights.convert import fuse_pair
+from harness.weights.load import T5_PREFIX, load_official, load_t5, open_checkpoint
+from harness.weights.safetensors_io import dtype_names, read_header
 from harness.weights.tflite.dequant import Value, bound
 from harness.weights.tflite.extract import FORMAT, Extraction, extract, read_extraction, tflite_files
 from harness.weights.tflite.names import short_name
+from harness.weights.validate import T5_TIED
 
 
 # -- checkpoint against checkpoint: classes and diagnosis -------------------------------------
@@ -232,10 +235,6 @@ class Side:
 
 
 def _checkpoint(path: Path) -> Side:
-    from harness.weights.load import T5_PREFIX, load_official, load_t5, open_checkpoint
-    from harness.weights.safetensors_io import dtype_names
-    from harness.weights.validate import T5_TIED
-
     ckpt = open_checkpoint(path)
     raw = load_official(ckpt)
     if ckpt.t5_dir is not None:  # T5 is not in model.safetensors; Arm's conditioners hold it
@@ -245,8 +244,6 @@ def _checkpoint(path: Path) -> Side:
 
 
 def _is_extraction(path: Path) -> bool:
-    from harness.weights.safetensors_io import read_header
-
     return read_header(path)[1].get("format") == FORMAT
 
 

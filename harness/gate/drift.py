@@ -26,6 +26,7 @@ import numpy as np
 
 from harness.compare.metrics import measure
 from harness.compare.weightdiff import snr_db
+from harness.model import prefixes
 
 PROMPTS = ("warm analog synth pad with a slow filter sweep", "128 BPM tech house drum loop")
 SECONDS = (3.0, 11.0)
@@ -93,22 +94,25 @@ class Outputs:
     modules: dict[str, np.ndarray] = field(default_factory=dict)  # intermediates, exec order
 
 
+# Model part (prefixes.part_of) -> drift stage. The stage outputs' own names (`dit.v@t=...`,
+# `vae.decode(...)`, `latents`) name their stage directly.
+PART_STAGES = {"t5": "conditioner", "conditioner": "conditioner", "dit": "dit",
+               "sampler": "trajectory", "vae": "vae"}
+
+
 def stage_of(name: str) -> str:
-    if name.startswith("conditioner"):
-        return "conditioner"
-    if name.startswith("dit."):
-        return "dit"
-    if name.startswith("sampler.") or name == "latents":
+    """The drift stage (STAGES) of a stage output or of a recorded module's official name."""
+    if name == "latents":
         return "trajectory"
-    if name.startswith("vae."):
-        return "vae"
-    return "audio"
+    if name.split(".", 1)[0] in STAGES:
+        return name.split(".", 1)[0]
+    return PART_STAGES.get(prefixes.part_of(name), "audio")
 
 
 def _recorded(name: str) -> bool:
     """Every conditioner, DiT and sampler output; of the decoder only its top-level layers
     (inside the last blocks the full model holds ~0.5 GB per tensor at 256 frames)."""
-    if name.startswith("pretransform."):
+    if prefixes.part_of(name) == "vae":
         return name.count(".layers.") <= 1
     return True
 

@@ -25,7 +25,9 @@ import numpy as np
 
 from harness.errors import BadInput, one_line
 from harness.files import follow_umask
+from harness.gate.drift import stage_of
 from harness.gate.result import GateResult
+from harness.model import prefixes
 
 PLOT_CEILING_DB = 160.0  # inf SNR (bit-equal) is drawn here
 MD_WINDOW = 6            # Markdown first-divergence table: rows either side of it
@@ -110,7 +112,7 @@ def plot_per_layer(series: list[tuple], path: Path, title: str,
             ax.annotate(f"first divergence: {mark}", (i, 0.97), xycoords=("data", "axes fraction"),
                         fontsize=7, color="tab:red", xytext=(4, 0), textcoords="offset points",
                         va="top")
-        groups = [n.split(".")[0] if not n.startswith("model.model") else "dit" for n in names]
+        groups = [prefixes.part_of(n) or n.split(".")[0] for n in names]
         for i, g in enumerate(groups):
             if i == 0 or groups[i - 1] != g:
                 ax.axvline(i - 0.5, color="0.85", lw=0.8, zorder=0)
@@ -470,7 +472,7 @@ def make_plots(result: GateResult, out: Path) -> dict[str, Path]:
     if drift_st is not None and drift_st.data.get("modules"):
         mods = drift_st.data["modules"]
         limits = drift_st.data.get("limits")  # None: reported only (--expect update)
-        tol = None if not limits else [limits[_drift_stage(n)] for n, _ in mods]
+        tol = None if not limits else [limits[stage_of(n)] for n, _ in mods]
         what = "" if tol else " (reported only: no tolerance under --expect update)"
         plots["drift"] = plot_per_layer(
             [("candidate vs approved, end-to-end run (DiT modules at sampler step 0)" + what,
@@ -483,19 +485,6 @@ def make_plots(result: GateResult, out: Path) -> dict[str, Path]:
                                                   audio.data["sr"], out / "spectrograms.png",
                                                   list(PROMPTS))
     return plots
-
-
-def _drift_stage(module: str) -> str:
-    """The drift stage whose tolerance applies to a recorded module (drift.STAGES)."""
-    if module.startswith("conditioner"):
-        return "conditioner"
-    if module.startswith("model.model") or module.startswith("dit."):
-        return "dit"
-    if module.startswith("sampler.") or module == "latents":
-        return "trajectory"
-    if module.startswith("pretransform") or module.startswith("vae."):
-        return "vae"
-    return "audio"
 
 
 def shrink_png(data: bytes, width: int = 1000, colors: int = 96) -> bytes:

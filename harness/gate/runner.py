@@ -23,6 +23,7 @@ from harness.errors import BadInput
 from harness.files import regular_file
 from harness.gate.result import ERROR, FAIL, SKIP, GateResult, Stage
 from harness.gate.stages import STAGES, Gate, OptionError, Options
+from harness.progress import progress
 
 MAX_FRAMES = 4096  # --frames: 16x the full model's length; the probes' memory grows with it
 NEEDS = {"weights": ("structure",), "baseline": ("structure",), "load": ("structure",),
@@ -79,6 +80,7 @@ class _Run:
                 st.status, st.summary = SKIP, f"not run: {need} {why}"
                 return st
         self.current = name
+        progress(f"gate: {name}")
         t0 = time.perf_counter()
         try:
             getattr(self.gate, name)(st)
@@ -96,6 +98,7 @@ class _Run:
             st.reasons.append(f"internal error: {type(e).__name__}: {e}")
             st.data["traceback"] = traceback.format_exc()
         st.seconds = time.perf_counter() - t0
+        progress(f"gate: {name} {st.status} ({st.seconds:.1f} s)")
         return st
 
     def __call__(self) -> None:
@@ -118,6 +121,7 @@ class _Run:
 
     def _run(self) -> None:
         try:
+            progress("gate: prepare (candidate, baseline, goldens)")
             self.gate.prepare()
         except BadInput as e:
             self.bad_input = e

@@ -20,7 +20,8 @@ from harness.gate import drift
 from harness.gate.result import FAIL, INFO, PASS, SKIP, GateResult, Stage
 from harness.weights.load import Checkpoint, load_official, load_t5, open_checkpoint, sha256_file
 from harness.weights.safetensors_io import dtype_names, read_header, read_safetensors
-from harness.weights.validate import GROUPS, expected_checkpoint, problems
+from harness.model.prefixes import CHECKPOINT_GROUPS
+from harness.weights.validate import expected_checkpoint, problems
 
 # Order keeps one model in memory at a time (full size: ~2.4 GB each): the tensor diff
 # before any model, then the approved model's probe run, then the candidate's model.
@@ -155,7 +156,7 @@ class Gate:
             bad = _nonfinite(name, a, self.dtypes[name])
             if bad:
                 st.fail(f"{path}: {bad}")
-        for g in GROUPS:
+        for g in CHECKPOINT_GROUPS:
             keys = [k for k in self.tensors if k.startswith(g)]
             dts = Counter(self.dtypes[k] for k in keys)
             off = sorted(k for k in keys if k in expected and self.dtypes[k] != expected[k].dtype)

@@ -21,7 +21,8 @@ import numpy as np
 
 from harness import settings
 from harness.errors import BadInput, one_line
-from harness.files import read_small
+from harness.files import read_json_object
+from harness.model import prefixes
 from harness.weights.safetensors_io import read_safetensors, write_safetensors
 
 FORMAT = "sao-harness-golden/1"
@@ -40,24 +41,16 @@ def tensor_sha256(a: np.ndarray) -> str:
 
 
 def group_of(name: str) -> str:
-    """Coarse tensor group, used for tolerance tables and per-group reports."""
-    if name.startswith("input."):
-        return "input"
-    if name.startswith("conditioner.conditioners.prompt.model"):
-        return "t5"
-    if name.startswith("conditioner."):
-        return "conditioner"
-    if name.startswith("model.model"):
+    """Coarse tensor group, used for tolerance tables and per-group reports: the model part
+    (prefixes.part_of: input, t5, conditioner, dit, sampler, vae), with the DiT split."""
+    part = prefixes.part_of(name) or "other"
+    if part == "dit":
         # the CFG-combined `model.model.cfg` IS the sampler's v; at sampler step i >= 1 (`@i`)
         # the DiT's input x carries the sampling error of the steps before it
-        if name.split("@")[0] == "model.model.cfg":
+        if name.split("@")[0] == f"{prefixes.DIT}.cfg":
             return "sampler"
         return "dit-steps" if "@" in name else "dit"
-    if name.startswith("sampler."):
-        return "sampler"
-    if name.startswith(("pretransform.", "output.")):  # output.audio: the decode, returned
-        return "vae"
-    return "other"
+    return part
 
 
 @dataclass
@@ -130,15 +123,7 @@ def _read_manifest(path: Path) -> dict:
     mpath = path / MANIFEST_FILE
     if not mpath.exists() and not mpath.is_symlink():
         raise BadInput(mpath, "missing")
-    raw = read_small(mpath, "golden manifest")
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except RecursionError:
-        raise BadInput(mpath, "does not parse as JSON (nested too deeply)") from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise BadInput(mpath, f"does not parse as JSON ({e})") from None
-    if not isinstance(manifest, dict):
-        raise BadInput(mpath, "is not a JSON object")
+    manifest = read_json_object(mpath, "golden manifest")
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
         raise BadInput(mpath, f"lacks field {missing[0]!r}")

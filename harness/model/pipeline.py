@@ -98,8 +98,10 @@ class StableAudio(nn.Module):
 
     def generate(self, input_ids, attention_mask, seconds_total: float, *, steps: int = 8,
                  sampler: str = "pingpong", cfg_scale: float = 1.0, seed: int = 99,
-                 frames: int | None = None) -> Generation:
-        """One prompt -> planar audio, noise from `seed`, with per-stage and per-step timings."""
+                 frames: int | None = None, progress=None) -> Generation:
+        """One prompt -> planar audio, noise from `seed`, with per-stage and per-step timings.
+        `progress(message)` (e.g. harness.progress.progress) hears of each stage and step."""
+        progress = progress or (lambda message: None)
         cfg = self.config
         shape = (1, cfg.dit.io_channels, frames or cfg.latent_frames)
         init_noise, step_noise = make_noise(seed, shape, steps)
@@ -108,12 +110,14 @@ class StableAudio(nn.Module):
         step_times: list[float] = []
 
         t0 = time.perf_counter()
+        progress("conditioning (T5, seconds)")
         mx.eval(self.condition(ids, mask, seconds_total))  # timed alone; cheap to redo below
         timings["conditioner"] = time.perf_counter() - t0
 
         def timed_step(i: int, x_i: mx.array):  # eval per step so each step is timed alone
             mx.eval(x_i)
             step_times.append(time.perf_counter() - t1 - sum(step_times))
+            progress(f"sampler step {len(step_times)}/{steps} ({step_times[-1]:.2f} s)")
 
         t1 = time.perf_counter()
         latents, _ = self.run(ids, mask, seconds_total, init_noise, step_noise, steps=steps,
@@ -123,6 +127,7 @@ class StableAudio(nn.Module):
         timings["sampling"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
+        progress(f"decoding {shape[2]} latent frames")
         audio = tap(OUTPUT_AUDIO, self.vae.decode(latents))
         mx.eval(audio)
         timings["decode"] = time.perf_counter() - t2

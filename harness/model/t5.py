@@ -2,7 +2,8 @@
 
 Attribute names equal the HF checkpoint keys (`shared.weight`,
 `encoder.block.{i}.layer.0.SelfAttention.q.weight`, ...), so `load_weights` takes the
-safetensors file as is after `sanitize`. HF semantics kept on purpose:
+safetensors file as is once the tied `encoder.embed_tokens.weight` is dropped
+(`harness.weights.validate.untie_t5`). HF semantics kept on purpose:
 
 - T5LayerNorm is an RMS norm: no mean subtraction, no bias, mean of squares in fp32.
 - Attention has NO 1/sqrt(d_kv) scaling (it is folded into the trained q weights).
@@ -168,14 +169,3 @@ class T5Encoder(nn.Module):
         embedded = tap(self, self.shared(input_ids), "encoder.embed_tokens")
         out = self.encoder(embedded, attention_mask).astype(mx.float32)
         return tap(self, out)  # last_hidden_state, before the conditioner zeroes padding
-
-    @staticmethod
-    def sanitize(weights: dict[str, mx.array]) -> dict[str, mx.array]:
-        """Drop `encoder.embed_tokens.weight`: HF ties it to `shared.weight`."""
-        weights = dict(weights)
-        tied = weights.pop("encoder.embed_tokens.weight", None)
-        shared = weights.get("shared.weight")
-        if tied is not None and (shared is None or not mx.array_equal(tied, shared).item()):
-            raise ValueError("encoder.embed_tokens.weight differs from shared.weight "
-                             "(they must be tied)")
-        return weights

@@ -36,6 +36,7 @@ from harness.errors import BadInput
 from harness.mutants import CATALOGUE
 from harness.mutants.catalogue import io as catalogue_io
 from harness.mutants.core import Mutant
+from harness.progress import progress
 
 OUTPUT_AUDIO = "output.audio"  # harness.model.pipeline.OUTPUT_AUDIO (imported lazily there)
 
@@ -206,11 +207,9 @@ class Bench:
 
     def audio_check(self, out: Outcome) -> None:
         from harness.audio.check import check_audio
-        from harness.audio.io import load
-        from harness.model import commands
 
         clip = self.generate_clip()
-        heard = self._roundtrip(commands, clip, "clip.wav", load)
+        heard = self._roundtrip(clip, "clip.wav")
         if heard.shape != clip.shape:  # a writer that loses samples: compare what is left
             n = min(heard.shape[1], clip.shape[1])
             heard = np.pad(heard[:, :n], [(0, 0), (0, clip.shape[1] - n)])
@@ -220,21 +219,19 @@ class Bench:
 
     def wav_check(self, out: Outcome) -> None:
         from harness.audio.check import check_audio
-        from harness.audio.io import load
-        from harness.model import commands
 
         failed: set[str] = set()
         for case, golden in self.goldens.items():
             audio = self.generate(golden)
             reference = golden.tensors.get(OUTPUT_AUDIO)
             for i, a in enumerate(audio):
-                back = self._roundtrip(commands, a, f"clip{i}.wav", load)
+                back = self._roundtrip(a, f"clip{i}.wav")
                 if not (back.shape == a.shape and np.array_equal(back, a, equal_nan=True)):
                     failed.add("roundtrip")
                 if reference is not None and not _matches(back, reference[i], golden):
                     failed.add(f"golden:{case}")
         if self.music is not None:
-            back = self._roundtrip(commands, self.music, "music.wav", load)
+            back = self._roundtrip(self.music, "music.wav")
             if not np.array_equal(back, self.music):
                 failed.add("music-roundtrip")
                 failed |= {f"music:{n}" for n in
@@ -245,10 +242,12 @@ class Bench:
             if out.localized_to is None:
                 out.localized_to, out.where = catalogue_io.OUTPUT, "wav"
 
-    def _roundtrip(self, commands, audio, name, load) -> np.ndarray:
+    def _roundtrip(self, audio, name) -> np.ndarray:
+        from harness.audio import io  # through the module: the I/O mutants patch write_wav
+
         path = self.tmp / name
-        commands.write_wav(path, audio, self.sr, audio.shape[1] / self.sr)
-        back, _ = load(path, allow_nonfinite=True)
+        io.write_wav(path, audio, self.sr, audio.shape[1] / self.sr)
+        back, _ = io.load(path, allow_nonfinite=True)
         return back
 
     # -- one mutant ----------------------------------------------------------------------------
@@ -309,9 +308,15 @@ def run_catalogue(names: list[str] | None = None, bench: Bench | None = None,
     """Outcomes of the control (first) and of the named mutants (default: all)."""
     mutants = [CATALOGUE[n] if n in CATALOGUE else _unknown(n) for n in names] if names \
         else list(CATALOGUE.values())
-    bench = bench or Bench(model=model)
-    outcomes = [bench.run(None)] if control else []
-    return outcomes + [bench.run(m) for m in mutants]
+    if bench is None:
+        progress(f"loading the {model} model and its goldens")
+        bench = Bench(model=model)
+    outcomes = []
+    for i, m in enumerate(([None] if control else []) + mutants):
+        progress(f"mutant {i + 1 - control}/{len(mutants)}: {m.name}" if m else
+                 "unmutated control")
+        outcomes.append(bench.run(m))
+    return outcomes
 
 
 def _unknown(name: str):

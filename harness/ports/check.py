@@ -26,17 +26,18 @@ from types import SimpleNamespace
 import numpy as np
 
 from harness.compare.metrics import measure
+from harness.errors import BadInput
 from harness.golden.store import group_of
 from harness.golden.tolerances import Policy, policy_for
-from harness.errors import BadInput
+from harness.model import prefixes
 from harness.ports.result import FAIL, NOT_COVERED, PASS, PortReport, StageResult, TensorRow
 from harness.ports.runner import DEFAULT_TIMEOUT, BrokenAdapter, NotProvided, PortProcess
 
 STAGE_NAMES = ("converted_weights", "text_encoder", "conditioner", "dit", "sampler", "decode",
                "audio")
 AUDIO_SEED = 1
-PROMPT = "conditioner.conditioners.prompt"
-T5_OUT = f"{PROMPT}.model"
+PROMPT = prefixes.PROMPT
+T5_OUT = prefixes.T5
 
 
 # -- the golden --------------------------------------------------------------------------------
@@ -293,8 +294,8 @@ class Checker:
                 if cfg:
                     v = v[b:] + (v[:b] - v[b:]) * np.float32(g.cfg_scale)
                 out = {name: v}
-                if i == 0 and not cfg and g.has("model.model"):
-                    out["model.model"] = v  # the DiT's own output at step 0
+                if i == 0 and not cfg and g.has(prefixes.DIT):
+                    out[prefixes.DIT] = v  # the DiT's own output at step 0
                 return out
 
             names = g.group("dit") if i == 0 and not cfg else []
@@ -368,7 +369,7 @@ class Checker:
 
     def decode(self) -> StageResult:
         g = self.gold
-        last, out = f"sampler.steps.{g.steps - 1}.x", "pretransform.model.decoder"
+        last, out = f"sampler.steps.{g.steps - 1}.x", prefixes.DECODER
         if not (g.has(last) and g.has(out)):
             return StageResult("decode", NOT_COVERED, "the golden has no decode")
         return self.run("decode", "decode", {"latents": g[last]}, g.group("vae"),

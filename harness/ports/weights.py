@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from harness.compare.metrics import measure
+from harness.compare.weightdiff import wn_allowance
 from harness.ports.result import FAIL, PASS, StageResult, TensorRow
 from harness.weights.convert import fuse_pair
-from harness.compare.weightdiff import wn_allowance
 from harness.weights.load import T5_PREFIX
-from harness.weights.safetensors_io import DTYPES, read_header
+from harness.weights.safetensors_io import DTYPES, LazyTensors
 from harness.weights.validate import T5_TIED
 
 
@@ -50,38 +50,15 @@ def dump(tensors, path: Path) -> None:
             f.write(a.data)
 
 
-class LazyTensors(Mapping):
-    """{name: array} over safetensors files ((path, name prefix) each), read on access."""
-
-    def __init__(self, files):
-        from safetensors import safe_open
-
-        self._where = {}
-        for path, prefix in files:
-            read_header(path)  # the strict checks, one line naming file and tensor
-            handle = safe_open(str(path), framework="numpy")
-            self._where.update({prefix + k: (handle, k) for k in handle.keys()})
-
-    def __getitem__(self, name):
-        handle, key = self._where[name]
-        return handle.get_tensor(key)
-
-    def __iter__(self):
-        return iter(self._where)
-
-    def __len__(self):
-        return len(self._where)
-
-
 def official_tensors(ckpt) -> LazyTensors:
     """Checkpoint tensors under official names, T5 under the prompt conditioner's path."""
     files = [(ckpt.model_file, "")]
     if ckpt.t5_dir is not None:
         files.append((ckpt.t5_dir / "model.safetensors", T5_PREFIX))
-    out = LazyTensors(files)
+    out = LazyTensors(files, check_finite=False)
     tied, shared = T5_PREFIX + T5_TIED, T5_PREFIX + "shared.weight"
-    if tied not in out._where and shared in out._where:
-        out._where[tied] = out._where[shared]
+    if tied not in out and shared in out:
+        out.alias(tied, shared)
     return out
 
 
@@ -107,7 +84,7 @@ def official_names(official: dict[str, np.ndarray]) -> list[str]:
 
 def compare_weights(port_file: Path, ckpt):
     """The port's dumped tensors (`dump`) against the checkpoint: a converted_weights result."""
-    port = LazyTensors([(port_file, "")])
+    port = LazyTensors([(port_file, "")], check_finite=False)
     official = official_tensors(ckpt)
     order = {n: i for i, n in enumerate(official)}
     rows, faults, fused, dtypes = [], [], 0, {}

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from harness.errors import BadInput
-from harness.reference.checkpoint import T5_TIED_KEY, Checkpoint, read_checkpoint
+from harness.reference.checkpoint import Checkpoint, read_checkpoint
+from harness.weights.validate import T5_TIED
 
 
 class InjectedTokenizer:
@@ -112,14 +113,14 @@ def load_strict(model: torch.nn.Module, ckpt: Checkpoint) -> None:
     t5 = t5_model(model)
     t5_path = ckpt.root / "t5" / "model.safetensors"
     t5_expected = t5.state_dict()
-    _check_strict(t5_expected, ckpt.t5_weights, t5_path, optional={T5_TIED_KEY})
+    _check_strict(t5_expected, ckpt.t5_weights, t5_path, optional={T5_TIED})
     t5_tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).float()
                   for k, v in ckpt.t5_weights.items()}
-    if T5_TIED_KEY in t5_tensors:
-        if not torch.equal(t5_tensors[T5_TIED_KEY], t5_tensors["shared.weight"]):
-            raise BadInput(t5_path, f"{T5_TIED_KEY} differs from shared.weight (they are tied)")
+    if T5_TIED in t5_tensors:
+        if not torch.equal(t5_tensors[T5_TIED], t5_tensors["shared.weight"]):
+            raise BadInput(t5_path, f"{T5_TIED} differs from shared.weight (they are tied)")
     else:
-        t5_tensors[T5_TIED_KEY] = t5_tensors["shared.weight"]
+        t5_tensors[T5_TIED] = t5_tensors["shared.weight"]
     t5.load_state_dict(t5_tensors, strict=True)
     if t5.encoder.embed_tokens.weight.data_ptr() != t5.shared.weight.data_ptr():
         t5.encoder.embed_tokens.weight = t5.shared.weight  # keep the tie after loading

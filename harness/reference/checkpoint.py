@@ -11,40 +11,15 @@ Layout (written by `harness.weights.synth.write_checkpoint` or taken from a real
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import BadInput
+from harness.files import read_json_object
+from harness.weights.load import sha256_file
 from harness.weights.safetensors_io import read_safetensors
-
-T5_TIED_KEY = "encoder.embed_tokens.weight"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise BadInput(path, "missing")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise BadInput(path, f"not valid JSON ({e})") from None
-
-
-def _read_tensors(path: Path) -> dict[str, np.ndarray]:
-    # The harness's strict reader: refuses pickles, truncation, overlaps and NaN/Inf, and
-    # names the tensor; BF16 is widened to float32 (load_state_dict casts to the module).
-    return read_safetensors(path)
 
 
 @dataclass
@@ -66,11 +41,13 @@ def read_checkpoint(root: str | Path) -> Checkpoint:
     if not root.is_dir():
         raise BadInput(root, "checkpoint directory does not exist")
     files = ["model_config.json", "model.safetensors", "t5/config.json", "t5/model.safetensors"]
-    config = _read_json(root / files[0])
-    weights = _read_tensors(root / files[1])
-    t5_config = _read_json(root / files[2])
-    t5_weights = _read_tensors(root / files[3])
+    # The harness's strict readers: regular files only, pickles, truncation, overlaps and
+    # NaN/Inf refused with the tensor named; BF16 widened to float32 (load_state_dict casts).
+    config = read_json_object(root / files[0], "stable-audio-tools model config")
+    weights = read_safetensors(root / files[1])
+    t5_config = read_json_object(root / files[2], "Hugging Face T5 config")
+    t5_weights = read_safetensors(root / files[3])
     if root.joinpath("t5/spiece.model").is_file():
         files.append("t5/spiece.model")
-    sha = {f: file_sha256(root / f) for f in files}
+    sha = {f: sha256_file(root / f) for f in files}
     return Checkpoint(root, config, t5_config, weights, t5_weights, sha)

@@ -25,6 +25,7 @@ from torch import nn
 
 from harness.reference.build import t5_model
 from harness.golden.inputs import Inputs
+from harness.model import prefixes
 from harness.reference.tflite import ARM_FILES, T5_TOKENS, Pipeline, run_pipeline
 
 
@@ -169,8 +170,8 @@ def export(model, out_dir: str | Path, frames: int, max_length: int):
 
 # -- naming: TFLite scopes -> official module paths -------------------------------------------
 
-OFFICIAL_PREFIX = {"conditioners": {"conditioners": "conditioner.conditioners",
-                                    "t5": "conditioner.conditioners.prompt.model"},
+OFFICIAL_PREFIX = {"conditioners": {"conditioners": f"{prefixes.CONDITIONER}.conditioners",
+                                    "t5": prefixes.T5},
                    "dit": {"model": "model"},
                    "autoencoder": {"pretransform": "pretransform"}}
 
@@ -279,7 +280,7 @@ _NOT_IN_GRAPH = (".input", ".to_q", ".to_kv", ".to_qkv", ".pre_norm", ".cross_at
 def observable(name: str) -> bool:
     """Is `name` one the LiteRT recording finds (every such name must be found)?"""
     return ("@" not in name and not name.endswith(_NOT_IN_GRAPH)
-            and name not in ("pretransform.model", "output.audio"))
+            and name not in (prefixes.VAE, "output.audio"))
 
 
 def record(model, inputs: Inputs, torch_tensors: "OrderedDict[str, np.ndarray]",
@@ -306,9 +307,9 @@ def record(model, inputs: Inputs, torch_tensors: "OrderedDict[str, np.ndarray]",
     tensors = run_pipeline(pipe, inputs, steps=steps, sampler=sampler, on_call=on_call)
     cross = tensors["conditioner.cross_attn_cond"]
     # The conditioner outputs are the two parts of the (exact) concatenation.
-    tensors["conditioner.conditioners.prompt"] = cross[:, :max_length]
-    tensors["conditioner.conditioners.seconds_total"] = cross[:, max_length:]
-    tensors["model.model"] = tensors["sampler.steps.0.v"]  # the DiT's output at the first step
+    tensors[prefixes.PROMPT] = cross[:, :max_length]
+    tensors[prefixes.SECONDS] = cross[:, max_length:]
+    tensors[prefixes.DIT] = tensors["sampler.steps.0.v"]  # the DiT's output at the first step
     for name, parts in per_item.items():
         if name not in tensors and len(parts) == inputs.batch:
             tensors[name] = np.concatenate(parts, axis=0)

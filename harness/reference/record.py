@@ -20,6 +20,7 @@ from harness.errors import BadInput
 from harness import settings
 from harness.host import cpu_model
 from harness.golden.inputs import DEFAULT_LENGTHS, DEFAULT_SECONDS
+from harness.progress import progress
 
 TOLERANCE_CLASS = {"torch": "torch-fp32", "litert": "litert-fp32", "arm-tflite": "arm-tflite"}
 
@@ -28,33 +29,44 @@ def add_record_arguments(p: argparse.ArgumentParser) -> None:
     from harness.golden.store import DEFAULT_ROOT
 
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", metavar="DIR", help="checkpoint directory (official layout)")
+    src.add_argument("--weights", metavar="DIR", help="checkpoint directory (official layout; "
+                                                      "default: --synth)")
     src.add_argument("--synth", metavar="PRESET[:SEED]",
-                     help="record from harness.weights.synth.write_checkpoint(PRESET, SEED)")
-    p.add_argument("--producer", choices=sorted(TOLERANCE_CLASS), default="torch")
-    p.add_argument("--arm-dir", metavar="DIR", help="Arm TFLite directory (producer arm-tflite)")
-    p.add_argument("--case", required=True, help="golden case name (directory under --root)")
-    p.add_argument("--root", default=str(DEFAULT_ROOT), help="golden directory (default: %(default)s)")
+                     help="record from harness.weights.synth.write_checkpoint(PRESET, SEED) "
+                          "(default: --weights)")
+    p.add_argument("--producer", choices=sorted(TOLERANCE_CLASS), default="torch",
+                   help="the reference that records (default: %(default)s)")
+    p.add_argument("--arm-dir", metavar="DIR", help="Arm TFLite directory (producer arm-tflite; "
+                                                    "default: none)")
+    p.add_argument("--case", required=True, help="golden case name (directory under "
+                                                 "--golden-dir)")
+    p.add_argument("--golden-dir", default=str(DEFAULT_ROOT),
+                   help="golden store (default: %(default)s)")
     p.add_argument("--frames", type=int, default=32, help="latent frames T (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--sampler", choices=("pingpong", "euler"), default="pingpong")
-    p.add_argument("--cfg-scale", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0, help="numpy seed of token ids and noise")
+    p.add_argument("--steps", type=int, default=8, help="sampler steps (default: %(default)s)")
+    p.add_argument("--sampler", choices=("pingpong", "euler"), default="pingpong",
+                   help="sampler (default: %(default)s)")
+    p.add_argument("--cfg-scale", type=float, default=1.0,
+                   help="classifier-free guidance scale (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="numpy seed of token ids and noise (default: %(default)s)")
     p.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)),
-                   help="real-token count (EOS included) of each prompt, comma-separated")
+                   help="real-token count (EOS included) of each prompt, comma-separated "
+                        "(default: %(default)s)")
     p.add_argument("--seconds", default=",".join(map(str, DEFAULT_SECONDS)),
-                   help="seconds_total of each prompt, comma-separated")
+                   help="seconds_total of each prompt, comma-separated (default: %(default)s)")
     p.add_argument("--vocab-size", type=int, default=None,
                    help="draw token ids below this (default: the T5 config's; arm-tflite: 32128)")
     p.add_argument("--detail", choices=("all", "long", "dit", "boundaries"), default="all",
                    help="every intermediate; `long`: boundaries plus block 0's q/k path and the "
                         "decode's input and output (for long inputs); `dit`: boundaries plus the "
                         "T5 blocks and the DiT intermediates (full-size goldens); `boundaries`: "
-                        "conditioner outputs, sampler steps and audio")
+                        "conditioner outputs, sampler steps and audio (default: %(default)s)")
     p.add_argument("--dit-steps", type=int, default=None,
                    help="record the DiT's intermediates at the first N sampler steps "
                         "(default: every step)")
-    p.add_argument("--force", action="store_true", help="replace an existing case")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing case (default: refuse)")
 
 
 def _versions(producer: str) -> dict[str, str]:
@@ -89,7 +101,7 @@ def run(args) -> Path:
     if args.producer == "arm-tflite":
         return _run_arm(args, lengths, seconds)
     with tempfile.TemporaryDirectory(prefix="sao-record-") as tmp:
-        ckpt_dir = args.checkpoint
+        ckpt_dir = args.weights
         synth = None
         if args.synth:
             from harness.weights.synth import write_checkpoint
@@ -103,7 +115,7 @@ def run(args) -> Path:
             synth = {"preset": preset, "seed": int(seed or 0)}
             ckpt_dir = write_checkpoint(preset, synth["seed"], Path(tmp) / "checkpoint")
         if not ckpt_dir:
-            raise BadInput(None, "give --checkpoint DIR or --synth PRESET[:SEED]")
+            raise BadInput(None, "give --weights DIR or --synth PRESET[:SEED]")
         ckpt = read_checkpoint(ckpt_dir)
         cond_cfg = {c["id"]: c for c in ckpt.config["model"]["conditioning"]["configs"]}
         max_length = int(cond_cfg["prompt"]["config"].get("max_length", 128))
@@ -120,7 +132,7 @@ def run(args) -> Path:
             host={"machine": platform.machine(), "cpu": cpu_model()},
             weights={"synth": synth, "sha256": ckpt.sha256, "preset": ckpt.preset},
             config=ckpt.config, t5_config=ckpt.t5_config)
-        return write_golden(args.root, args.case, tensors, manifest, overwrite=args.force)
+        return write_golden(args.golden_dir, args.case, tensors, manifest, overwrite=args.force)
 
 
 def _inputs(make_inputs, **kwargs):
@@ -149,6 +161,7 @@ def _record_reference(args, ckpt, inputs, max_length: int, tmp: Path):
     from harness.reference import record_torch
     from harness.reference.build import build_model, load_strict
 
+    progress("building the official model")
     try:
         model = build_model(ckpt.config, ckpt.t5_config)
     except (KeyError, TypeError, AssertionError, ValueError) as e:
@@ -158,6 +171,7 @@ def _record_reference(args, ckpt, inputs, max_length: int, tmp: Path):
     if args.cfg_scale != 1.0 and args.producer != "torch":
         raise BadInput(None, "LiteRT recordings use the Arm signatures, which have no CFG: "
                              "use --cfg-scale 1")
+    progress(f"recording torch: {args.steps} {args.sampler} steps, detail {args.detail}")
     torch_tensors = record_torch.record(model, inputs, steps=args.steps, sampler=args.sampler,
                                         cfg_scale=args.cfg_scale, detail=args.detail,
                                         dit_steps=args.dit_steps)
@@ -165,6 +179,7 @@ def _record_reference(args, ckpt, inputs, max_length: int, tmp: Path):
         return torch_tensors
     from harness.reference import litert
 
+    progress("exporting to LiteRT and recording")
     return litert.record(model, inputs, torch_tensors, tmp / "tflite", steps=args.steps,
                          sampler=args.sampler, max_length=max_length)
 
@@ -173,7 +188,7 @@ def _run_arm(args, lengths, seconds) -> Path:
     """A user's real Arm TFLite directory: boundaries only (its intermediates carry Arm's
     names and int8 weights). Latent shape from the files; 64 T5 tokens (padded to 128)."""
     from harness.golden.store import build_manifest, write_golden
-    from harness.reference.checkpoint import file_sha256
+    from harness.weights.load import sha256_file
     from harness.golden.inputs import make_inputs
     from harness.reference.tflite import ARM_FILES, Pipeline, run_pipeline
 
@@ -193,8 +208,8 @@ def _run_arm(args, lengths, seconds) -> Path:
         args.case, "arm-tflite", tensors, TOLERANCE_CLASS["arm-tflite"],
         versions=_versions("arm-tflite"), settings={**_settings(args, inputs), "frames": x[2],
                                                     "detail": "boundaries"},
-        weights={"sha256": {f: file_sha256(root / f) for f in ARM_FILES.values()}})
-    return write_golden(args.root, args.case, tensors, manifest, overwrite=args.force)
+        weights={"sha256": {f: sha256_file(root / f) for f in ARM_FILES.values()}})
+    return write_golden(args.golden_dir, args.case, tensors, manifest, overwrite=args.force)
 
 
 def _quiet() -> None:

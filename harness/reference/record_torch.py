@@ -50,6 +50,7 @@ import torch
 
 from harness.reference.build import t5_model
 from harness.golden.inputs import Inputs
+from harness.model import prefixes
 from harness.reference.tflite import sampler_schedule
 
 os.environ.setdefault("ENABLE_TORCH_COMPILE", "0")  # the package's @compile must stay off
@@ -235,8 +236,8 @@ def conditioning(model, inputs: Inputs, tape: Tape, detail: str) -> dict:
     t5 = t5_model(model)
     t5_names = t5_module_names(len(t5.encoder.block), detail)
     metadata = [{"prompt": "", "seconds_total": float(s)} for s in inputs.seconds_total]
-    with _hooks(tape, t5, "conditioner.conditioners.prompt.model", t5_names + [""]), \
-            _hooks(tape, model.conditioner.conditioners, "conditioner.conditioners",
+    with _hooks(tape, t5, prefixes.T5, t5_names + [""]), \
+            _hooks(tape, model.conditioner.conditioners, f"{prefixes.CONDITIONER}.conditioners",
                    ["prompt", "seconds_total"]):
         cond = model.conditioner(metadata, "cpu")
     inputs_ = model.get_conditioning_inputs(cond)
@@ -286,10 +287,10 @@ def record(model, inputs: Inputs, *, steps: int = 8, sampler: str = "pingpong",
     depth = len(dit.transformer.layers)
     noise = torch.from_numpy(inputs.noise.copy())
     tape.enabled = dit_steps > 0
-    with _hooks(tape, dit, "model.model", dit_module_names(depth, detail),
+    with _hooks(tape, dit, prefixes.DIT, dit_module_names(depth, detail),
                 dit_input_names(depth, detail)), \
-            _dit_outputs(tape, dit, "model.model", detail, cfg_scale), \
-            (_rotary_capture(tape, dit, "model.model", every_layer=detail == "all")
+            _dit_outputs(tape, dit, prefixes.DIT, detail, cfg_scale), \
+            (_rotary_capture(tape, dit, prefixes.DIT, every_layer=detail == "all")
              if detail in ("all", "long") else contextlib.nullcontext()), \
             _injected_noise(torch.from_numpy(inputs.step_noise.copy())) as left:
         try:
@@ -320,8 +321,8 @@ def record(model, inputs: Inputs, *, steps: int = 8, sampler: str = "pingpong",
     decoder_names = decoder_module_names(vae.decoder, detail)
     if detail != "long":
         decoder_names.append("")
-    with _hooks(tape, vae.decoder, "pretransform.model.decoder", decoder_names, [""]), \
-            _method_output(tape, vae, "decode_audio", "pretransform.model"):
+    with _hooks(tape, vae.decoder, prefixes.DECODER, decoder_names, [""]), \
+            _method_output(tape, vae, "decode_audio", prefixes.VAE):
         audio = model.pretransform.decode(out)
     tape.put("output.audio", audio)  # what generate_diffusion_cond returns (pipeline.OUTPUT_AUDIO)
     return tape.tensors()
@@ -332,7 +333,7 @@ def _step_of(name: str) -> int | None:
     `model.model...[@i]`, `sampler.steps.i.*`; `sampler.t` with step 0's sampler tensors."""
     if name == "sampler.t":
         return 0
-    if name.startswith("model.model"):
+    if prefixes.part_of(name) == "dit":
         _, at, step = name.partition("@")
         return int(step) if at else 0
     if name.startswith("sampler.steps."):

@@ -19,9 +19,9 @@ import numpy as np
 
 from harness.errors import BadInput
 from harness.golden.inputs import Inputs
+from harness.model import prefixes
+from harness.weights.tflite.extract import ARM_FILES
 
-ARM_FILES = {"conditioners": "conditioners_float32.tflite", "dit": "dit_model.tflite",
-             "autoencoder": "autoencoder_model.tflite"}
 T5_TOKENS = 128  # Arm's conditioner runs T5 on 128 tokens and keeps the first 64
 
 # Role -> name fragments that identify an input/output across export versions.
@@ -232,7 +232,7 @@ def run_pipeline(pipe: Pipeline, inputs: Inputs, *, steps: int, sampler: str,
         audio = pipe.decode(x)
         if on_call:
             on_call("autoencoder", b, None)
-        rec["pretransform.model.decoder"] = audio[None]
+        rec[prefixes.DECODER] = audio[None]
         per_item.append(rec)
     out: OrderedDict[str, np.ndarray] = OrderedDict(inputs.tensors())
     for name in per_item[0]:

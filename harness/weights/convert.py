@@ -14,40 +14,13 @@ conv-transpose), no epsilon, as torch.nn.utils.weight_norm(dim=0) does.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
-from harness.model import prefixes
 from harness.model.config import ModelConfig
+from harness.model.parameters import conv_modules
 
 TO_MLX = {"conv": (0, 2, 1), "convT": (1, 2, 0)}
 TO_OFFICIAL = {"conv": (0, 2, 1), "convT": (2, 0, 1)}
-
-
-@lru_cache(maxsize=8)
-def conv_modules(cfg: ModelConfig) -> dict[str, str]:
-    """Module path -> "conv" | "convT" for every conv in the model (T5 has none)."""
-    import mlx.nn as nn
-
-    from harness.model.dit import DiffusionTransformer
-    from harness.model.vae import AudioAutoencoder
-
-    kinds = {}
-    # Parameters are lazy in MLX: building the tree allocates nothing.
-    for prefix, tree in ((prefixes.DIT, DiffusionTransformer(cfg.dit)),
-                         (prefixes.VAE, AudioAutoencoder(cfg.vae))):
-        for name, m in tree.named_modules():
-            if isinstance(m, nn.ConvTranspose1d):
-                kinds[f"{prefix}.{name}"] = "convT"
-            elif isinstance(m, nn.Conv1d):
-                kinds[f"{prefix}.{name}"] = "conv"
-    return kinds
-
-
-def is_weight_normed(module: str) -> bool:
-    """Every Oobleck conv is weight-normed; the DiT's 1x1 convs are not."""
-    return prefixes.part_of(module) == "vae"
 
 
 def _relayout(weights: dict[str, np.ndarray], cfg: ModelConfig, perms) -> dict[str, np.ndarray]:

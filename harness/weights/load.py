@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from harness.errors import BadInput
-from harness.files import open_regular, read_small, regular_file
+from harness.files import open_regular, read_json_object, regular_file
+from harness.model import prefixes
 from harness.model.config import ConfigError, ModelConfig, T5Config
-from harness.model.t5 import T5Encoder
 from harness.weights.convert import fuse_weight_norm, official_to_mlx
 from harness.weights.safetensors_io import (dtype_names, iter_safetensors, read_header,
                                             read_safetensors)
 from harness.weights.validate import (T5_TIED, expected_checkpoint, expected_t5, problems,
-                                      raise_problems)
+                                      raise_problems, untie_t5)
 
-T5_PREFIX = "conditioner.conditioners.prompt.model."
+T5_PREFIX = prefixes.T5 + "."  # T5 weights sit under the prompt conditioner
 
 
 @dataclass(frozen=True)
@@ -32,20 +31,6 @@ class Checkpoint:
     @property
     def spiece(self) -> Path | None:
         return self.t5_dir / "spiece.model" if self.t5_dir else None
-
-
-def read_json_object(path: Path, what: str = "JSON file") -> dict:
-    """A small regular file holding one JSON object; every fault is one BadInput line."""
-    raw = read_small(path, what)
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except RecursionError:
-        raise BadInput(path, "JSON nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadInput(path, f"not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise BadInput(path, f"not a JSON object (a {type(data).__name__}): not a {what}")
-    return data
 
 
 def open_checkpoint(path: str | Path) -> Checkpoint:
@@ -114,7 +99,7 @@ def _checked_t5(ckpt: Checkpoint) -> Path:
 def load_t5(ckpt: Checkpoint) -> dict[str, np.ndarray]:
     path = _checked_t5(ckpt)
     try:
-        return T5Encoder.sanitize(read_safetensors(path))
+        return untie_t5(read_safetensors(path))
     except ValueError as e:
         raise BadInput(path, str(e)) from None
 
@@ -155,7 +140,7 @@ def iter_mlx_weights(ckpt: Checkpoint, convert):
     t5_path = _checked_t5(ckpt)
     t5 = {k: convert(v) for k, v in iter_safetensors(t5_path)}
     try:
-        t5 = T5Encoder.sanitize(t5)
+        t5 = untie_t5(t5)
     except ValueError as e:
         raise BadInput(t5_path, str(e)) from None
     for k, v in t5.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -163,19 +164,50 @@ def iter_safetensors(path: str | Path, *, check_finite: bool = True):
     header, _, offset = read_header(path)
     with open_regular(path, "safetensors file") as f:
         for name, e in header.items():
-            a, b = e["data_offsets"]
-            dtype = np.dtype(DTYPES[e["dtype"]])
-            f.seek(offset + a)
-            arr = np.fromfile(f, dtype=dtype, count=(b - a) // dtype.itemsize)
-            if arr.size * dtype.itemsize != b - a:
-                raise BadInput(path, f"tensor {name}: truncated data")
-            arr = arr.reshape(e["shape"])
-            if e["dtype"] == "BF16":
-                arr = (arr.astype(np.uint32) << 16).view(np.float32)
-            if check_finite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                bad = int((~np.isfinite(arr)).sum())
-                raise BadInput(path, f"tensor {name}: {bad} NaN/Inf values")
-            yield name, arr
+            yield name, _read_entry(f, path, name, e, offset, check_finite)
+
+
+def _read_entry(f, path: Path, name: str, e: dict, offset: int, check_finite: bool) -> np.ndarray:
+    a, b = e["data_offsets"]
+    dtype = np.dtype(DTYPES[e["dtype"]])
+    f.seek(offset + a)
+    arr = np.fromfile(f, dtype=dtype, count=(b - a) // dtype.itemsize)
+    if arr.size * dtype.itemsize != b - a:
+        raise BadInput(path, f"tensor {name}: truncated data")
+    arr = arr.reshape(e["shape"])
+    if e["dtype"] == "BF16":
+        arr = (arr.astype(np.uint32) << 16).view(np.float32)
+    if check_finite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise BadInput(path, f"tensor {name}: {bad} NaN/Inf values")
+    return arr
+
+
+class LazyTensors(Mapping):
+    """{name: array} over safetensors files ((path, name prefix) each): every header checked
+    up front, each tensor read on access, so a caller holds one tensor at a time."""
+
+    def __init__(self, files, *, check_finite: bool = True):
+        self.check_finite = check_finite
+        self._where: dict[str, tuple] = {}
+        for path, prefix in files:
+            header, _, offset = read_header(path)
+            self._where.update({prefix + k: (Path(path), k, e, offset) for k, e in header.items()})
+
+    def alias(self, name: str, existing: str) -> None:
+        """`name` reads the tensor stored as `existing` (a tied weight)."""
+        self._where[name] = self._where[existing]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        path, key, e, offset = self._where[name]
+        with open_regular(path, "safetensors file") as f:
+            return _read_entry(f, path, key, e, offset, self.check_finite)
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
 
 
 def dtype_names(path: str | Path) -> dict[str, str]:

@@ -90,8 +90,11 @@ def spiece_bytes() -> bytes:
     return resources.files("harness.weights.data").joinpath("spiece.model").read_bytes()
 
 
-def write_checkpoint(preset: str | ModelConfig, seed: int, out_dir: str | Path) -> Path:
-    """Write a complete checkpoint directory atomically (temp dir, then rename)."""
+def write_checkpoint(preset: str | ModelConfig, seed: int, out_dir: str | Path,
+                     progress=None) -> Path:
+    """Write a complete checkpoint directory atomically (temp dir, then rename);
+    `progress(message)` hears of each file."""
+    progress = progress or (lambda message: None)
     cfg = PRESETS[preset] if isinstance(preset, str) else preset
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -100,11 +103,13 @@ def write_checkpoint(preset: str | ModelConfig, seed: int, out_dir: str | Path) 
         # A temporary directory renamed into place: an interrupted write (SIGTERM and SIGINT
         # included, see harness.cli) leaves nothing behind, a finished one is complete.
         with atomic_dir(out_dir) as tmp:
+            progress("model.safetensors (conditioner, DiT, VAE)")
             write_safetensors(tmp / "model.safetensors",
                               synth_tensors(seed, expected_checkpoint(cfg)))
             (tmp / "model_config.json").write_text(json.dumps(cfg.to_official(), indent=2) + "\n")
             t5 = tmp / "t5"
             t5.mkdir()
+            progress("t5/model.safetensors, config, tokenizer")
             write_safetensors(t5 / "model.safetensors",
                               synth_tensors(seed, expected_t5(cfg.t5), prefix="t5."))
             (t5 / "config.json").write_text(json.dumps(cfg.t5.to_hf(), indent=2) + "\n")

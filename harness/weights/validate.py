@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from harness.errors import BadInput
 from harness.model.config import ModelConfig, T5Config
-from harness.weights.convert import TO_OFFICIAL, conv_modules, is_weight_normed
+from harness.model.parameters import (checkpoint_parameters, conv_modules, is_weight_normed,
+                                      t5_parameters)
+from harness.weights.convert import TO_OFFICIAL
 from harness.weights.safetensors_io import FLOAT_DTYPES
 
-GROUPS = ("model.model.", "conditioner.", "pretransform.model.")
 T5_TIED = "encoder.embed_tokens.weight"
 
 
@@ -33,40 +36,37 @@ def _official_shape(shape: tuple[int, ...], kind: str | None) -> tuple[int, ...]
 @lru_cache(maxsize=8)
 def expected_checkpoint(cfg: ModelConfig) -> dict[str, Spec]:
     """Official `model.safetensors` keys -> Spec, in the model's own order."""
-    from mlx.utils import tree_flatten
-
-    from harness.model.conditioner import NumberConditioner
-    from harness.model.dit import DiffusionTransformer
-    from harness.model.vae import AudioAutoencoder
-
     kinds = conv_modules(cfg)
-    trees = (("model.model", DiffusionTransformer(cfg.dit), "F32"),
-             ("conditioner.conditioners.seconds_total",
-              NumberConditioner(cfg.cond_dim, cfg.seconds_min, cfg.seconds_max), "F32"),
-             ("pretransform.model", AudioAutoencoder(cfg.vae), "F16"))
     specs: dict[str, Spec] = {}
-    for prefix, tree, dtype in trees:
-        for name, p in tree_flatten(tree.parameters()):
-            key = f"{prefix}.{name}"
-            module, param = key.rsplit(".", 1)
-            kind = kinds.get(module) if param == "weight" else None
-            shape = _official_shape(tuple(p.shape), kind)
-            if kind and is_weight_normed(module):
-                g_shape = (shape[0], 1, 1)  # dim 0 of the stored tensor
-                specs[f"{module}.weight_g"] = Spec(g_shape, dtype)
-                specs[f"{module}.weight_v"] = Spec(shape, dtype)
-            else:
-                specs[key] = Spec(shape, dtype)
+    for key, (mlx_shape, dtype) in checkpoint_parameters(cfg).items():
+        module, param = key.rsplit(".", 1)
+        kind = kinds.get(module) if param == "weight" else None
+        shape = _official_shape(mlx_shape, kind)
+        if kind and is_weight_normed(module):
+            g_shape = (shape[0], 1, 1)  # dim 0 of the stored tensor
+            specs[f"{module}.weight_g"] = Spec(g_shape, dtype)
+            specs[f"{module}.weight_v"] = Spec(shape, dtype)
+        else:
+            specs[key] = Spec(shape, dtype)
     return specs
 
 
 @lru_cache(maxsize=8)
 def expected_t5(t5: T5Config) -> dict[str, Spec]:
-    from mlx.utils import tree_flatten
+    return {k: Spec(shape, "F32") for k, shape in t5_parameters(t5).items()}
 
-    from harness.model.t5 import T5Encoder
 
-    return {k: Spec(tuple(p.shape), "F32") for k, p in tree_flatten(T5Encoder(t5).parameters())}
+def untie_t5(weights: dict) -> dict:
+    """T5 weights without `encoder.embed_tokens.weight`, which Hugging Face ties to
+    `shared.weight` (numpy or MLX arrays; the input is left alone). A copy that differs is
+    refused: the model reads `shared.weight` only."""
+    weights = dict(weights)
+    tied = weights.pop(T5_TIED, None)
+    shared = weights.get("shared.weight")
+    if tied is not None and (shared is None or tied.shape != shared.shape
+                             or not np.array_equal(np.asarray(tied), np.asarray(shared))):
+        raise ValueError(f"{T5_TIED} differs from shared.weight (they must be tied)")
+    return weights
 
 
 def problems(path: Path, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, str],

@@ -12,7 +12,7 @@ from harness.cli import main
 from harness.gate import report as gate_report
 from harness.gate import runner
 from harness.gate.stages import STAGES, Gate
-from suites.cli_util import Result, assert_one_line_error, run_cli
+from suites.cli_util import Result, assert_no_verdict, assert_one_line_error, run_cli
 from suites.gate import gate_variants as gv
 
 
@@ -128,7 +128,7 @@ def test_bad_gate_input_exits_2(name, candidate, approved, tmp_path, capsys):
     argv, needles = _bad_input_argv(name, candidate, approved, tmp_path)
     code = main(["gate", *argv, "--json"])
     cap = capsys.readouterr()
-    assert cap.out == ""  # no verdict is printed for input the gate cannot judge
+    assert_no_verdict(cap.out)  # no verdict is printed for input the gate cannot judge
     assert_one_line_error(Result(code, cap.out, cap.err), *needles)
 
 

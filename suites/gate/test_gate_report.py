@@ -208,9 +208,9 @@ def test_information_only_rows_are_not_red():
 
 
 def test_drift_plot_tolerance_per_module():
-    from harness.gate.report import _drift_stage
+    from harness.gate.drift import stage_of
 
-    assert [_drift_stage(n) for n in (
+    assert [stage_of(n) for n in (
         "conditioner.cross_attn_cond", "model.model.transformer.layers.0.self_attn",
         "sampler.steps.3.x", "pretransform.model.decoder.layers.1", "audio")] == [
         "conditioner", "dit", "trajectory", "vae", "audio"]

@@ -23,6 +23,7 @@ from harness.compare.report import to_json, to_markdown
 from harness.golden.store import (DEFAULT_ROOT, MANIFEST_FILE, build_manifest, case_dirs,
                                    check_golden, write_golden)
 from harness.errors import BadInput
+from harness.progress import without_progress
 
 SMALL_CASE = "tiny-torch-cfg"  # one of the small tiny cases: cheap to copy and tamper with
 
@@ -139,7 +140,7 @@ def compare_cli(capsys, *args):
 
 def assert_bad_input(capsys, args, *needles):
     code, _, err = compare_cli(capsys, *args)
-    lines = [l for l in err.splitlines() if l.strip()]
+    lines = without_progress(err)
     assert code == 2, f"exit {code}: {err!r}"
     assert len(lines) == 1 and "Traceback" not in err, err
     for n in needles:
@@ -168,8 +169,8 @@ def test_missing_golden_dir(tmp_path, capsys, tiny_checkpoint):
 def test_unparsable_manifest(small_copy, capsys, tiny_checkpoint, models):
     (small_copy / MANIFEST_FILE).write_text('{"format": "sao-harness-golden/1", ')
     assert_bad_input(capsys, ["--golden-dir", small_copy.parent, "--weights", tiny_checkpoint],
-                     MANIFEST_FILE, "does not parse as JSON")
-    assert_fails_comparison(small_copy, tiny_checkpoint, models, "does not parse")
+                     MANIFEST_FILE, "not valid JSON")
+    assert_fails_comparison(small_copy, tiny_checkpoint, models, "not valid JSON")
 
 
 def test_golden_for_other_weights(small_copy, capsys, tiny_checkpoint, models, tmp_path):

@@ -26,13 +26,12 @@ def _run(model, g) -> np.ndarray:
 
 
 def _written(tmp_path, audio: np.ndarray, sr: int) -> np.ndarray:
-    from harness.audio.io import load
-    from harness.model import commands
+    from harness.audio.io import load, write_wav
 
     out = []
     for i, a in enumerate(audio):
         path = tmp_path / f"clip{i}.wav"
-        commands.write_wav(path, a, sr, a.shape[1] / sr)
+        write_wav(path, a, sr, a.shape[1] / sr)
         back, _ = load(path, allow_nonfinite=True)
         out.append(back)
     return np.stack(out)

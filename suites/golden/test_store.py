@@ -55,7 +55,7 @@ def test_flipped_byte_in_committed_golden_names_the_tensor(tmp_path):
     shutil.copytree(src, dst)
     name = "sampler.steps.3.x"
     flip_byte_of(dst / TENSORS_FILE, name, at=5)
-    assert_one_line_error(run_cli("golden", "verify", dst), TENSORS_FILE,
+    assert_one_line_error(run_cli("golden", "verify", "--golden-dir", dst), TENSORS_FILE,
                           f"tensor {name} sha256 mismatch")
 
 
@@ -72,7 +72,7 @@ def test_round_trip_and_order(tmp_path):
 
 @pytest.mark.parametrize("damage,needle", [
     ("flip", "tensor model.model sha256 mismatch"),
-    ("manifest", "manifest.json: does not parse as JSON"),
+    ("manifest", "manifest.json: not valid JSON"),
     ("no-manifest", "manifest.json: missing"),
     ("no-tensors", "tensors.safetensors: missing"),
     ("truncate", "tensors.safetensors: tensor input.noise: data ends at byte"),
@@ -105,17 +105,18 @@ def test_damage_is_one_line(tmp_path, damage, needle):
         check_golden(path)
     assert needle in str(err.value)
     if damage == "manifest":  # the CLI's one-line form (one subprocess is enough: it is slow)
-        assert_one_line_error(run_cli("golden", "verify", path), needle)
+        assert_one_line_error(run_cli("golden", "verify", "--golden-dir", path), needle)
 
 
 def test_missing_dir_and_list(tmp_path):
-    assert_one_line_error(run_cli("golden", "verify", tmp_path / "nope"), "nope",
+    assert_one_line_error(run_cli("golden", "verify", "--golden-dir", tmp_path / "nope"), "nope",
                           "does not exist")
     small_case(tmp_path, "a")
     small_case(tmp_path, "b")
-    res = run_cli("golden", "list", "--root", tmp_path, "--json")
+    res = run_cli("golden", "list", "--golden-dir", tmp_path, "--json")
     assert res.code == 0, res.err
-    assert [r["case"] for r in json.loads(res.out)] == ["a", "b"]
+    listed = json.loads(res.out)
+    assert listed["passed"] is True and [r["case"] for r in listed["cases"]] == ["a", "b"]
 
 
 def test_failed_write_leaves_nothing(tmp_path):

@@ -11,6 +11,7 @@ from mlx.utils import tree_flatten
 
 from harness.model.config import TINY, T5Config
 from harness.model.t5 import T5Encoder, relative_position_bucket
+from harness.weights.validate import untie_t5
 
 SMALL = T5Config(vocab_size=128, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
                  relative_attention_num_buckets=16, relative_attention_max_distance=20)
@@ -193,24 +194,24 @@ def test_relative_bucket_grid_matches_reference_formula():
             ref_bucket(int(r), nb, md) for r in rel]
 
 
-def test_sanitize_drops_tied_embedding():
+def test_untie_t5_drops_tied_embedding():
     shared = mx.arange(12, dtype=mx.float32).reshape(4, 3)
     w = {"shared.weight": shared, "encoder.embed_tokens.weight": mx.array(shared),
          "encoder.final_layer_norm.weight": mx.ones(3)}
-    out = T5Encoder.sanitize(w)
+    out = untie_t5(w)
     assert set(out) == {"shared.weight", "encoder.final_layer_norm.weight"}
     assert "encoder.embed_tokens.weight" in w  # input left alone
-    assert set(T5Encoder.sanitize(out)) == set(out)
+    assert set(untie_t5(out)) == set(out)
 
 
 @pytest.mark.parametrize("shared", [mx.zeros((4, 3)), mx.ones((5, 3)), None],
                          ids=["different", "shape", "no-shared"])
-def test_sanitize_rejects_untied_embedding(shared):
+def test_untie_t5_rejects_untied_embedding(shared):
     w = {"encoder.embed_tokens.weight": mx.ones((4, 3))}
     if shared is not None:
         w["shared.weight"] = shared
     with pytest.raises(ValueError, match="encoder.embed_tokens.weight"):
-        T5Encoder.sanitize(w)
+        untie_t5(w)
 
 
 def test_gated_feed_forward_is_refused():

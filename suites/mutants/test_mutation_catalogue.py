@@ -131,7 +131,7 @@ def test_heard_table_lists_each_mutant_and_its_checks():
 def test_trained_model_without_its_golden_is_bad_input(tmp_path):
     from suites.cli_util import assert_one_line_error, run_cli
 
-    r = run_cli("mutants", "run", "--model", "tiny-trained", "--only", "lr-swapped")
+    r = run_cli("mutants", "run", "--config", "tiny-trained", "--only", "lr-swapped")
     if r.code == 0:  # the trained checkpoint and its golden are committed: it runs
         assert "lr-swapped: caught" in r.out
     else:

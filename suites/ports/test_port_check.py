@@ -14,7 +14,7 @@ from harness.ports.suite import test_port_stage  # noqa: F401
 @pytest.mark.full
 def test_port_stages_full(request, port_spec, full_checkpoint, golden_dir, report_dir):
     from harness.ports.check import check_port
-    from harness.ports.commands import to_markdown
+    from harness.ports.report import to_markdown
 
     stages = request.config.getoption("--port-stages")
     report = check_port(port_spec, full_checkpoint, golden_dir,

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
+from harness.progress import without_progress
 
 HERE = Path(__file__).parent
 
@@ -151,7 +152,7 @@ def port_check(capsys, *args):
 def test_broken_adapter_is_one_line_exit_2(broken, capsys, attr, stages, stage, needle):
     spec = f"{broken}:{attr}"
     code, out, err = port_check(capsys, spec, "--stages", stages, "--timeout", 2)
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = without_progress(err)
     assert code == 2, (code, out, err)
     assert len(lines) == 1 and "Traceback" not in err, err
     assert f"adapter {spec}: stage {stage}: " in lines[0] and needle in lines[0], lines[0]

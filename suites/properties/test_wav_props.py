@@ -1,4 +1,4 @@
-"""Planar model audio -> interleaved float WAV (harness.model.commands.write_wav), read back with
+"""Planar model audio -> interleaved float WAV (harness.audio.io.write_wav), read back with
 soundfile: bit-exact, L stays L, trimmed to round(seconds_total · 44100) samples."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 from hypothesis import example, given
 
-from harness.model.commands import write_wav
+from harness.audio.io import write_wav
 from suites.properties import mutants
 from suites.properties.checks import assert_detects
 from suites.properties.strategies import WavCase, wav_cases

@@ -111,7 +111,7 @@ def test_arm_producer_writes_a_verified_golden(recordings, tmp_path):
 
     inputs, ref, _, workdir = recordings
     code = main(["--producer", "arm-tflite", "--arm-dir", str(workdir), "--case", "arm",
-                 "--root", str(tmp_path), "--steps", str(STEPS), "--lengths", "3,64",
+                 "--golden-dir", str(tmp_path), "--steps", str(STEPS), "--lengths", "3,64",
                  "--seconds", "2.5,300", "--vocab-size", "1024"])
     assert code == 0
     g = load_golden("arm", tmp_path)

@@ -42,8 +42,8 @@ def test_same_bytes_in_another_process(tiny_checkpoint, recording, tmp_path):
     from harness.golden.store import load_golden
 
     inputs, first = recording
-    cmd = [sys.executable, "-m", "harness.reference.record", "--checkpoint", str(tiny_checkpoint),
-           "--case", "again", "--root", str(tmp_path), "--frames", "16", "--steps", "4",
+    cmd = [sys.executable, "-m", "harness.reference.record", "--weights", str(tiny_checkpoint),
+           "--case", "again", "--golden-dir", str(tmp_path), "--frames", "16", "--steps", "4",
            "--lengths", "3,64", "--seconds", "2.5,300"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -179,7 +179,7 @@ def test_committed_golden_re_records(tmp_path):
     committed = load_golden("tiny-torch")
     s = committed.manifest["settings"]
     cmd = [sys.executable, "-m", "harness.reference.record", "--synth", "tiny:0", "--case", "re",
-           "--root", str(tmp_path), "--frames", str(s["frames"]), "--steps", str(s["steps"]),
+           "--golden-dir", str(tmp_path), "--frames", str(s["frames"]), "--steps", str(s["steps"]),
            "--seed", str(s["seed"]), "--lengths", ",".join(map(str, s["prompt_lengths"])),
            "--seconds", ",".join(map(str, s["seconds_total"]))]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(os.environ))

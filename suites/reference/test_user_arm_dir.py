@@ -17,7 +17,7 @@ def test_record_user_arm_dir(tflite_dir, tmp_path):
     from harness.reference.record import main
 
     assert main(["--producer", "arm-tflite", "--arm-dir", str(tflite_dir), "--case", "arm",
-                 "--root", str(tmp_path), "--lengths", "12", "--seconds", "11"]) == 0
+                 "--golden-dir", str(tmp_path), "--lengths", "12", "--seconds", "11"]) == 0
     g = load_golden("arm", tmp_path)
     audio = g["pretransform.model.decoder"]
     assert audio.shape[:2] == (1, 2) and np.isfinite(audio).all()

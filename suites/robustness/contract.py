@@ -1,7 +1,7 @@
 """The contract every hostile input is held to, and the ways to run the CLI.
 
-Bad input: exit 2, exactly one stderr line naming the file and the fault, no traceback, no
-stdout verdict. A malformed candidate given to the gate: never an accept. Every run ends within
+Bad input: exit 2, exactly one stderr line naming the file and the fault (besides the
+`[sao-harness ...]` progress lines of work begun), no traceback, no stdout verdict. A malformed candidate given to the gate: never an accept. Every run ends within
 its timeout; a real process's peak RSS is measured by a one-child wrapper process.
 """
 
@@ -16,6 +16,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.progress import without_progress
 
 TIMEOUT = 120      # seconds: no case may take longer (issue 16)
 MAX_RSS_MB = 2048  # no command above 2 GB on malformed input of any size
@@ -64,7 +66,7 @@ def error_line(res: Result, code: int = 2, *needles) -> str:
     """Exit `code`, exactly one stderr line, no traceback, naming every needle."""
     assert res.code == code, f"exit {res.code} (want {code}); stderr: {res.err!r}; out: {res.out[:300]!r}"
     assert "Traceback" not in res.err, res.err
-    lines = res.err.splitlines()
+    lines = without_progress(res.err)
     assert len(lines) == 1, f"expected exactly one stderr line, got {lines!r}"
     for n in needles:
         assert str(n) in lines[0], f"{str(n)!r} not in {lines[0]!r}"

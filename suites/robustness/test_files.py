@@ -90,7 +90,7 @@ def test_golden_verify_refuses_non_regular_manifest(kind, golden_dir, tmp_path):
     case = tmp_path / "tiny-torch"
     shutil.copytree(golden_dir / "tiny-torch", case)
     replace_with(case / "manifest.json", kind)
-    bad_input(call(kind, "golden", "verify", tmp_path), "manifest.json", WHAT[kind])
+    bad_input(call(kind, "golden", "verify", "--golden-dir", tmp_path), "manifest.json", WHAT[kind])
 
 
 def _sparse_candidate(ckpt, extra_bytes: int):
@@ -200,7 +200,7 @@ def test_golden_verify_refuses_non_regular_tensors(kind, golden_dir, tmp_path):
     case = tmp_path / "tiny-torch"
     shutil.copytree(golden_dir / "tiny-torch", case)
     replace_with(case / "tensors.safetensors", kind)
-    bad_input(call(kind, "golden", "verify", tmp_path), "tensors.safetensors", WHAT[kind])
+    bad_input(call(kind, "golden", "verify", "--golden-dir", tmp_path), "tensors.safetensors", WHAT[kind])
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero"])

@@ -46,9 +46,9 @@ MANIFESTS = {  # edit of the parsed manifest, or raw bytes -> words the line mus
                         "lacks field 'tensors'"),
     "top-level-list": (b"[]", "is not a JSON object"),
     "deep-nesting": (b'{"format": ' + b"[" * 200_000 + b"]" * 200_000 + b"}", "nested too deeply"),
-    "invalid-json": (b"{ not json", "does not parse as JSON"),
-    "not-utf8": (b'{"format": "\xff"}', "does not parse as JSON"),
-    "empty": (b"", "does not parse as JSON"),
+    "invalid-json": (b"{ not json", "not valid JSON"),
+    "not-utf8": (b'{"format": "\xff"}', "not valid JSON"),
+    "empty": (b"", "not valid JSON"),
 }
 
 
@@ -67,7 +67,7 @@ def _case(golden_dir, root, edit):
 def test_golden_verify(name, golden_dir, tmp_path):
     edit, needle = MANIFESTS[name]
     case = _case(golden_dir, tmp_path, edit)
-    bad_input(cli("golden", "verify", tmp_path), case / "manifest.json", needle)
+    bad_input(cli("golden", "verify", "--golden-dir", tmp_path), case / "manifest.json", needle)
 
 
 @pytest.mark.parametrize("name", ["shape-as-strings", "deep-nesting", "tensors-list"])

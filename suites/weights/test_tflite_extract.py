@@ -36,9 +36,7 @@ from suites.cli_util import Result, assert_one_line_error
 
 MICRO = Path(__file__).parent / "data" / "tflite-micro"
 SAME_INT8 = "verdict: same weights (within int8 quantization)"
-# Registers the command if harness/cli.py does not yet, then runs the real entry point.
-_MAIN = ("import sys; from harness import cli; m = 'harness.weights.tflite_commands'; "
-         "m in cli.COMMAND_MODULES or cli.COMMAND_MODULES.append(m); sys.exit(cli.main(sys.argv[1:]))")
+_MAIN = "import sys; from harness import cli; sys.exit(cli.main(sys.argv[1:]))"
 
 
 def weights_cli(*args) -> Result:

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.model import prefixes
 from harness.ports.protocol import Conditioning, ModuleMap, Port
 
-VAE = "pretransform.model.decoder."
-SECONDS = "conditioner.conditioners.seconds_total.embedder.embedding."
-T5 = "conditioner.conditioners.prompt.model."
+VAE = prefixes.DECODER + "."
+SECONDS = prefixes.SECONDS + ".embedder.embedding."
+T5 = prefixes.T5 + "."
 RESIDUAL = ("snake1", "conv1", "snake2", "conv2")  # official layers.0..3 of a residual unit
 
 
@@ -55,11 +56,11 @@ def decoder_state(official: dict[str, np.ndarray], n_blocks: int) -> dict[str, n
     return out
 
 
-def _read(path: Path, prefixes: tuple[str, ...]) -> dict[str, np.ndarray]:
-    from safetensors import safe_open
+def _read(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    from harness.weights.safetensors_io import LazyTensors
 
-    with safe_open(str(path), "numpy") as f:
-        return {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefixes)}
+    lazy = LazyTensors([(path, "")], check_finite=False)
+    return {k: lazy[k] for k in lazy if k.startswith(names)}
 
 
 def _t(a):

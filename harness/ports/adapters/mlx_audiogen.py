@@ -24,14 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.model import prefixes
 from harness.ports.adapters.offline import TokenIds, no_network, patched, t5_tokenizer
 from harness.ports.protocol import Conditioning, ModuleMap, NotCovered, Port, SamplerResult
 
 REPO_ID = "stabilityai/stable-audio-open-small"
 T5_REPO_ID = "stabilityai/stable-audio-open-1.0"  # where its converter fetches T5 from
-T5 = "conditioner.conditioners.prompt.model."
-SECONDS = "conditioner.conditioners.seconds_total.embedder.embedding."
-DIT = "model.model."
+T5 = prefixes.T5 + "."
+SECONDS = prefixes.SECONDS + ".embedder.embedding."
+DIT = prefixes.DIT + "."
 
 
 def _mx(a, dtype=np.float32):
@@ -154,7 +155,7 @@ class MlxAudiogenPort(Port):
         for k, v in tree_flatten(self.pipe.vae.parameters()):
             name = k.replace("layers.layers.", "layers.")
             convt = re.fullmatch(r"decoder\.layers\.\d+\.layers\.1\.weight", name) is not None
-            out["pretransform.model." + name] = _torch_conv(np.array(v), name, convt)
+            out[f"{prefixes.VAE}.{name}"] = _torch_conv(np.array(v), name, convt)
         for k, v in tree_flatten(self.pipe.conditioners.t5.parameters()):
             out[T5 + _t5_name(k)] = np.array(v)
         emb = self.pipe.conditioners.seconds_total

@@ -15,7 +15,7 @@ package), undoes what the converter did to them and names each after the officia
 What it cannot undo, it records instead: weight norm is fused (the file holds w = g·v/‖v‖ under
 `<module>.weight`, official layout, no weight_g/weight_v), and a LayerNorm whose affine the
 converter folded into the following Linear (ff_norm into ff.ff.0.proj: W·diag(γ), b + W·β) is
-listed in `folded`. `harness.weights.diff` applies the same fusing and folding to a checkpoint.
+listed in `folded`. `harness.compare.weightdiff` applies the same fusing and folding to a checkpoint.
 
 Names come from the module scopes litert-torch writes into tensor names (`<qualified
 class>_<attr>` segments; a constant's own name or the name of its consumer's output), matched

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from harness.model import prefixes
 from harness.model.config import ModelConfig
-from harness.weights.convert import conv_modules
+from harness.model.parameters import conv_modules
 from harness.weights.tflite.dequant import Leaf
 from harness.weights.validate import T5_TIED, expected_checkpoint, expected_t5
 

@@ -8,11 +8,11 @@ unknown mutant).
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
+from harness.cli.output import emit
+from harness.progress import progress
 
 
 def register(sub) -> None:
@@ -21,20 +21,21 @@ def register(sub) -> None:
     r = msub.add_parser("run", help="apply each mutant to the tiny model and run the golden, "
                                     "audio and WAV checks; the unmutated model runs too")
     r.add_argument("--only", action="extend", nargs="+", metavar="NAME",
-                   help="run only these mutants (the unmutated control always runs)")
+                   help="run only these mutants (the unmutated control always runs; default: "
+                        "every mutant)")
     r.add_argument("--case", action="append", metavar="CASE",
                    help="compare with only these golden cases (default: every tiny torch case: "
                         "tiny-torch, -euler, -cfg, -long); tiny-torch always runs")
-    r.add_argument("--model", choices=("tiny", "tiny-trained"), default="tiny",
+    r.add_argument("--config", choices=("tiny", "tiny-trained"), default="tiny",
                    help="seeded synthetic tiny model, or the tiny model trained on real music "
                         "(its clips are music-like, so the absolute audio checks apply)")
     r.add_argument("--heard-table", action="store_true",
                    help="print a Markdown table of the audio checks that hear each mutant")
-    r.add_argument("--json", action="store_true")
+    r.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     add_device_argument(r)
     r.set_defaults(func=cmd_run)
     ls = msub.add_parser("list", help="name, expected module and symptom of every mutant")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="machine-readable list on stdout")
     ls.set_defaults(func=cmd_list)
 
 
@@ -44,8 +45,7 @@ def cmd_list(args) -> int:
     rows = [{"name": m.name, "expected_module": m.expected_module, "symptom": m.symptom,
              "audible": m.audible} for m in CATALOGUE.values()]
     if args.json:
-        json.dump({"mutants": rows}, sys.stdout, indent=1)
-        print()
+        emit(args, {"mutants": rows}, passed=True)
     else:
         for r in rows:
             print(f"{r['name']}  [{r['expected_module']}]\n    {r['symptom']}")
@@ -61,8 +61,10 @@ def cmd_run(args) -> int:
         from harness.errors import BadInput
 
         raise BadInput(None, f"--case {unknown[0]}: not one of {', '.join(CASES)}")
-    bench = Bench(cases=tuple(args.case), model=args.model) if args.case else None
-    control, *mutants = outcomes = run_catalogue(args.only, bench, model=args.model)
+    if args.case:
+        progress(f"loading the {args.config} model and goldens {', '.join(args.case)}")
+    bench = Bench(cases=tuple(args.case), model=args.config) if args.case else None
+    control, *mutants = outcomes = run_catalogue(args.only, bench, model=args.config)
     seconds = time.perf_counter() - t0
     survived = [o.name for o in mutants if not o.caught]
     localized = sum(o.localized for o in mutants)
@@ -72,12 +74,11 @@ def cmd_run(args) -> int:
     if args.json:
         from harness.provenance import provenance
 
-        json.dump({"passed": passed, "provenance": provenance(), "seconds": round(seconds, 2),
-                   "control": control.to_dict(),
-                   "caught": len(mutants) - len(survived), "localized": localized,
-                   "audible": audible, "heard": audible - len(unheard), "unheard": unheard,
-                   "mutants": [o.to_dict() for o in mutants]}, sys.stdout, indent=1)
-        print()
+        emit(args, {"passed": passed, "provenance": provenance(), "seconds": round(seconds, 2),
+                    "control": control.to_dict(),
+                    "caught": len(mutants) - len(survived), "localized": localized,
+                    "audible": audible, "heard": audible - len(unheard), "unheard": unheard,
+                    "mutants": [o.to_dict() for o in mutants]})
     else:
         alarm = ", ".join(control.caught_by) or "no check fired"
         print(f"{control.name}: {'FALSE ALARM: ' if control.caught else 'PASS: '}{alarm}")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from harness.audio import io
 from harness.audio.check import check_audio
+from harness.cli.output import emit
 from harness.errors import BadInput
 
 
@@ -15,9 +14,10 @@ def register(subparsers):
     p = sub.add_parser("check", help="check a WAV/FLAC/OGG file against thresholds.toml")
     p.add_argument("file", help="audio to check (44100 Hz, mono or stereo)")
     p.add_argument("--reference", help="the reference implementation's output for the same "
-                                       "inputs; enables the reference-relative checks")
+                                       "inputs; enables the reference-relative checks "
+                                       "(default: none, absolute checks only)")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
-    p.set_defaults(func=run_check)
+    p.set_defaults(func=run_check, inputs=("file", "reference"))
 
 
 def run_check(args) -> int:
@@ -28,7 +28,7 @@ def run_check(args) -> int:
                                        f"{audio.shape}")
     report = check_audio(audio, sr, reference=reference)
     if args.json:
-        print(json.dumps(report.to_dict(file=str(args.file))))
+        emit(args, report.to_dict(file=str(args.file)), indent=None)
     else:
         for c in report.checks:
             print(c)

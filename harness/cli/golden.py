@@ -15,9 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.cli.output import emit, emit_error
 from harness.golden.store import DEFAULT_ROOT, MANIFEST_FILE, TENSORS_FILE, case_dirs, check_golden
 from harness.errors import BadInput
-from harness.settings import reference_python
+from harness.progress import progress, without_progress
+from harness.settings import CHECKOUT, reference_python
 
 
 def register(sub) -> None:
@@ -28,22 +30,23 @@ def register(sub) -> None:
                                  parser_class=type(golden))
 
     p = gsub.add_parser("record", help="record a golden case with the official reference")
-    add_record_arguments(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_record)
+    add_record_arguments(p)  # defined beside the recorder, which parses them in its own env
+    p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    p.set_defaults(func=cmd_record, inputs=("weights",))
 
     p = gsub.add_parser("verify", help="verify every tensor hash of golden cases")
-    p.add_argument("dir", nargs="?", default=str(DEFAULT_ROOT),
-                   help="a case directory or a golden root (default: %(default)s)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--golden-dir", type=Path, default=DEFAULT_ROOT,
+                   help="a golden store or one case directory in it (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.set_defaults(func=cmd_verify)
 
     p = gsub.add_parser("list", help="list golden cases")
-    p.add_argument("--root", default=str(DEFAULT_ROOT))
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--golden-dir", type=Path, default=DEFAULT_ROOT,
+                   help="golden store (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="machine-readable list on stdout")
     p.set_defaults(func=cmd_list)
 
-    from harness.compare.calibrate_cmd import add_calibrate_parser
+    from harness.cli.calibrate import add_calibrate_parser
     add_calibrate_parser(gsub)
 
 
@@ -56,17 +59,32 @@ def cmd_record(args) -> int:
 
     python = sys.executable if importlib.util.find_spec("stable_audio_tools") else \
         reference_python()
-    repo = str(Path(__file__).resolve().parents[2])
+    repo = str(CHECKOUT)  # this source tree first: the recorder runs our harness.reference
     env = clean_env(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
-    proc = subprocess.run([python, "-m", "harness.reference.record", *_argv_of(args)], env=env)
-    return proc.returncode
+    progress(f"recording {args.case} with {args.producer} ({python})")
+    cmd = [python, "-m", "harness.reference.record", *_argv_of(args)]
+    if not args.json:
+        return subprocess.run(cmd, env=env).returncode
+    # --json: the recorder's own result, inside the envelope; its one-line error becomes the
+    # error object (its stderr still passes through).
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        lines = without_progress(proc.stderr)
+        line = lines[-1].removeprefix("sao-harness: ").removeprefix("error: ") if lines else \
+            f"recorder exited {proc.returncode}"
+        emit_error(args, line, proc.returncode if proc.returncode in (1, 2) else 3)
+        return proc.returncode
+    emit(args, json.loads(proc.stdout.strip().splitlines()[-1]), passed=True)
+    return 0
 
 
 def _argv_of(args) -> list[str]:
     out = []
     for key, value in vars(args).items():
-        if key in ("func", "command", "golden_command") or value is None or value is False:
+        if key in ("func", "command", "golden_command", "inputs") or value is None or \
+                value is False:
             continue
         flag = "--" + key.replace("_", "-")
         out += [flag] if value is True else [flag, str(value)]
@@ -74,7 +92,7 @@ def _argv_of(args) -> list[str]:
 
 
 def cmd_verify(args) -> int:
-    root = Path(args.dir)
+    root = Path(args.golden_dir)
     dirs = case_dirs(root)
     if not dirs:
         raise BadInput(root, f"no golden cases (directories with {MANIFEST_FILE} or {TENSORS_FILE})")
@@ -85,13 +103,13 @@ def cmd_verify(args) -> int:
         if not args.json:
             print(f"ok {g.case} ({g.producer}, {len(g.tensors)} tensors)")
     if args.json:
-        print(json.dumps({"ok": True, "cases": results}))
+        emit(args, {"ok": True, "cases": results}, passed=True)
     return 0
 
 
 def cmd_list(args) -> int:
     rows = []
-    for d in case_dirs(args.root):
+    for d in case_dirs(args.golden_dir):
         g = check_golden(d, d.name)
         m = g.manifest
         s = m.get("settings", {})
@@ -102,7 +120,7 @@ def cmd_list(args) -> int:
                      "steps": s.get("steps"), "sampler": s.get("sampler"),
                      "mbytes": round((d / TENSORS_FILE).stat().st_size / 1e6, 2)})
     if args.json:
-        print(json.dumps(rows))
+        emit(args, {"cases": rows}, passed=True)
         return 0
     cols = ["case", "producer", "preset", "tensors", "frames", "batch", "steps", "sampler", "mbytes"]
     table = [cols] + [[str(r[c]) for c in cols] for r in rows]

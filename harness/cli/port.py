@@ -9,10 +9,11 @@ bad input, as one line naming the adapter and the stage.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from harness.cli.output import emit
 from harness.errors import BadInput
+from harness.ports.report import fmt_seconds, to_markdown
 
 
 def register(sub) -> None:
@@ -33,29 +34,13 @@ def register(sub) -> None:
     c.add_argument("--case", default=None, help="golden case (default: the matching torch "
                                                "pingpong case with the most tensors)")
     c.add_argument("--stages", default=",".join(STAGE_NAMES),
-                   help="comma-separated subset of: %(default)s")
+                   help="comma-separated subset of the stages (default: %(default)s)")
     c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                    help="seconds the adapter may take per call (default: %(default)s)")
-    c.add_argument("--report", type=Path, metavar="DIR", help="write port-<name>.md/.json here")
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=cmd_check)
-
-
-def _fmt_s(s) -> str:
-    return "-" if s is None else f"{s:.3g} s"
-
-
-def to_markdown(report) -> str:
-    lines = [f"# port check: {report.port} ({report.adapter})", "",
-             f"golden `{report.case}`, weights `{report.weights}`: "
-             f"**{'PASS' if report.passed else 'FAIL'}**", "",
-             "| stage | verdict | first divergence | SNR dB | port | bundled | detail |",
-             "|---|---|---|---|---|---|---|"]
-    for s in report.stages:
-        snr = "" if s.snr_db is None else f"{s.snr_db:.1f}"
-        lines.append(f"| {s.name} | {s.verdict} | {s.first_divergence or ''} | {snr} | "
-                     f"{_fmt_s(s.seconds)} | {_fmt_s(s.bundled_seconds)} | {s.detail} |")
-    return "\n".join(lines) + "\n"
+    c.add_argument("--report", type=Path, metavar="DIR",
+                   help="write port-<name>.md/.json here (default: none)")
+    c.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    c.set_defaults(func=cmd_check, inputs=("weights",))
 
 
 def write_report(args, report, error: str | None = None) -> None:
@@ -84,21 +69,18 @@ def cmd_check(args) -> int:
         partial = getattr(e, "partial", None)
         if args.report and partial is not None:
             write_report(args, partial, error=str(e))
-        if args.json:
-            stages = [s.to_dict() for s in partial.stages] if partial is not None else []
-            json.dump({"port": args.port, "passed": False, "error": str(e), "stages": stages},
-                      sys.stdout)
-            print()
+        # main() prints the error object under --json; these keys go into it
+        e.json_extra = {"port": args.port, "stages": [s.to_dict() for s in partial.stages]
+                        if partial is not None else []}
         raise
     if args.report:
         write_report(args, report)
     if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=1)
-        print()
+        emit(args, report.to_dict())
     else:
         print(f"port {report.port} ({report.adapter}) vs golden {report.case}")
         for s in report.stages:
-            times = f" [port {_fmt_s(s.seconds)}, bundled {_fmt_s(s.bundled_seconds)}]" \
+            times = f" [port {fmt_seconds(s.seconds)}, bundled {fmt_seconds(s.bundled_seconds)}]" \
                 if s.seconds is not None else ""
             print(f"  {s.name}: {s.verdict.upper()} {s.detail}{times}")
         first = report.first_failure

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
+from harness.cli.output import emit
 from harness.errors import BadInput
-from harness.files import atomic_file, check_output_target
 
 
 def register(sub) -> None:
@@ -19,20 +17,22 @@ def register(sub) -> None:
     p.add_argument("--weights", type=Path, default=None,
                    help="checkpoint dir or model.safetensors (default: seeded tiny checkpoint)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--prompt", default="128 BPM tech house drum loop")
+    g.add_argument("--prompt", default="128 BPM tech house drum loop", help="text prompt")
     g.add_argument("--prompt-ids", default=None,
-                   help="comma-separated T5 token ids (EOS included), bypassing the tokenizer")
+                   help="comma-separated T5 token ids (EOS included), bypassing the tokenizer "
+                        "(default: tokenize --prompt)")
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds_total (default: 11, or the model's length if shorter)")
     p.add_argument("--steps", type=int, default=8, help=f"sampler steps, {STEPS[0]}..{STEPS[1]}")
-    p.add_argument("--sampler", choices=("pingpong", "euler"), default="pingpong")
-    p.add_argument("--cfg", type=float, default=1.0,
+    p.add_argument("--sampler", choices=("pingpong", "euler"), default="pingpong",
+                   help="sampler (the small model's own: pingpong)")
+    p.add_argument("--cfg-scale", type=float, default=1.0,
                    help=f"classifier-free guidance scale, in (0, {MAX_CFG:g}]")
     p.add_argument("--seed", type=int, default=99, help="noise seed, 0..2**64-1")
     p.add_argument("--out", type=Path, required=True, help="output .wav")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable run record on stdout")
     add_device_argument(p)
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=cmd_generate, inputs=("weights",))
 
 
 # Sane ranges of the numeric options (the official model uses 8 steps, cfg 1..7).
@@ -46,8 +46,8 @@ def check_options(args) -> None:
     """Every option the model cannot take is refused before any work (exit 2)."""
     if not STEPS[0] <= args.steps <= STEPS[1]:
         raise BadInput(None, f"--steps {args.steps} outside [{STEPS[0]}, {STEPS[1]}]")
-    if not (math.isfinite(args.cfg) and 0 < args.cfg <= MAX_CFG):
-        raise BadInput(None, f"--cfg {args.cfg} outside (0, {MAX_CFG:g}]")
+    if not (math.isfinite(args.cfg_scale) and 0 < args.cfg_scale <= MAX_CFG):
+        raise BadInput(None, f"--cfg-scale {args.cfg_scale} outside (0, {MAX_CFG:g}]")
     if not 0 <= args.seed <= MAX_SEED:
         raise BadInput(None, f"--seed {args.seed} outside [0, 2**64-1]")
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
@@ -79,37 +79,18 @@ def parse_ids(text: str, max_length: int, vocab_size: int) -> tuple[np.ndarray, 
     return out, mask
 
 
-def check_writable(path: Path) -> None:
-    """Fail before any model work when the output cannot be written."""
-    check_output_target(path)  # never replace a directory, device node or FIFO
-    if not os.access(path.parent, os.W_OK) or not path.parent.is_dir():
-        raise BadInput(path, "cannot write: directory missing or not writable")
-    if path.suffix.lower() != ".wav":
-        raise BadInput(path, "output must be a .wav file")
-
-
-def write_wav(path: Path, audio: np.ndarray, sample_rate: int, seconds: float) -> int:
-    """Planar (C, N) -> interleaved float WAV trimmed to seconds·rate; atomic. -> samples written."""
-    from harness.audio.io import save
-
-    n = int(round(seconds * sample_rate))
-    if n > audio.shape[1]:
-        raise BadInput(path, f"{seconds} s needs {n} samples, the model made {audio.shape[1]}")
-    check_writable(path)
-    with atomic_file(path, suffix=".wav") as tmp:
-        save(tmp, audio[:, :n], sample_rate, subtype="FLOAT")
-    return n
-
-
 def cmd_generate(args) -> int:
+    from harness.audio import io  # through the module: the I/O mutants patch write_wav
     from harness.blas import blas_advice
     from harness.model.tokenizer import Tokenizer
+    from harness.progress import progress
     from harness.provenance import provenance
     from harness.weights.load import load_model
     from harness.weights.synth import default_checkpoint
 
-    check_writable(args.out)
+    io.check_writable(args.out)
     check_options(args)
+    progress("loading weights")
     model, ckpt = load_model(args.weights or default_checkpoint("tiny"))
     cfg = ckpt.config
     length = cfg.sample_size / cfg.sample_rate
@@ -126,15 +107,15 @@ def cmd_generate(args) -> int:
             raise BadInput(ckpt.spiece, f"the tokenizer gives id {int(ids.max())}, outside the "
                                         f"T5 vocabulary [0, {cfg.t5.vocab_size})")
     gen = model.generate(ids, mask, seconds, steps=args.steps, sampler=args.sampler,
-                         cfg_scale=args.cfg, seed=args.seed)
-    n = write_wav(args.out, gen.audio, cfg.sample_rate, seconds)
+                         cfg_scale=args.cfg_scale, seed=args.seed, progress=progress)
+    n = io.write_wav(args.out, gen.audio, cfg.sample_rate, seconds)
     result = {"out": str(args.out), "weights": str(ckpt.model_file), "preset": cfg.preset,
               "samples": n, "sample_rate": cfg.sample_rate, "seconds_total": seconds,
               "timings_s": {k: round(v, 4) for k, v in gen.timings.items()},
               "step_times_s": [round(s, 4) for s in gen.step_times], "blas": blas_advice(),
               "provenance": provenance()}
     if args.json:
-        print(json.dumps(result, indent=2))
+        emit(args, result, passed=True)
     else:
         print(f"wrote {args.out}: {n} samples ({seconds} s) stereo float WAV from {cfg.preset} "
               f"checkpoint {ckpt.model_file}")

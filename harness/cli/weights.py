@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
+
+from harness.cli.output import emit
 
 SHOW = 10  # missing / unmapped tensors listed in text output
 
@@ -23,21 +24,22 @@ def register(sub) -> None:
                    help="replace --out even when it is not a regular file (a FIFO, a device)")
     e.add_argument("--reference", type=Path, default=None,
                    help="checkpoint: its config, and its content to name tensors whose scope "
-                        "and shape leave a choice")
+                        "and shape leave a choice (default: none; the names from the graph alone)")
     e.add_argument("--config", default=None,
                    help="tiny, full, a checkpoint dir or a model_config.json (default: the "
                         "preset the files fit)")
-    e.add_argument("--json", action="store_true")
-    e.set_defaults(func=cmd_extract)
+    e.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    e.set_defaults(func=cmd_extract, inputs=("tflite", "reference"))
 
     d = wsub.add_parser("diff", help="same weights up to quantization, or different?")
     d.add_argument("a", type=Path, help="checkpoint, extracted .safetensors or TFLite dir")
     d.add_argument("b", type=Path, help="checkpoint, extracted .safetensors or TFLite dir")
     d.add_argument("--config", default=None,
-                   help="model config for TFLite sides when neither side is a checkpoint")
-    d.add_argument("--show", type=int, default=10, help="tensors listed per section")
-    d.add_argument("--json", action="store_true")
-    d.set_defaults(func=cmd_diff)
+                   help="model config for TFLite sides when neither side is a checkpoint "
+                        "(default: the preset the files fit)")
+    d.add_argument("--show", type=int, default=SHOW, help="tensors listed per section")
+    d.add_argument("--json", action="store_true", help="machine-readable verdict on stdout")
+    d.set_defaults(func=cmd_diff, inputs=("a", "b"))
 
 
 def cmd_extract(args) -> int:
@@ -66,7 +68,7 @@ def cmd_extract(args) -> int:
                                           if i["transform"])),
                "weight_norm_fused": sum(1 for i in ex.info.values() if i["fused"])}
     if args.json:
-        print(json.dumps(summary, indent=2))
+        emit(args, summary, passed=True)
         return 0
     files = ", ".join(Path(p).name for p in ex.roles.values())
     print(f"{args.tflite}: {files} as {ex.config.preset}: {len(ex.tensors)} of "
@@ -103,7 +105,7 @@ def cmd_diff(args) -> int:
 
     d = run_diff(args.a, args.b, load_config(args.config) if args.config else None)
     if args.json:
-        print(json.dumps(d.as_dict(), indent=2))
+        emit(args, d.as_dict(), passed=d.same)
     else:
         print(report(d, args.show))
     return 0 if d.same else 1

@@ -1,36 +1,21 @@
-"""`sao-harness synth` and `sao-harness inspect`."""
+"""`sao-harness inspect PATH`: strict validation summary of a checkpoint."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
-from harness.model.config import PRESETS
+from harness.cli.output import emit
+from harness.model.prefixes import CHECKPOINT_GROUPS as GROUPS
 from harness.weights.load import load_official, load_t5, open_checkpoint, sha256_file
 from harness.weights.safetensors_io import dtype_names
-from harness.weights.synth import write_checkpoint
-from harness.weights.validate import GROUPS
 
 
 def register(sub) -> None:
-    p = sub.add_parser("synth", help="write a seeded checkpoint in the official layout")
-    p.add_argument("--config", choices=tuple(PRESETS), default="tiny")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, type=Path)
-    p.set_defaults(func=cmd_synth)
-
     p = sub.add_parser("inspect", help="validate a checkpoint strictly and summarize it")
     p.add_argument("path", type=Path, help="checkpoint directory or model.safetensors")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_inspect)
-
-
-def cmd_synth(args) -> int:
-    out = write_checkpoint(args.config, args.seed, args.out)
-    print(f"wrote {args.config} seed {args.seed} checkpoint to {out} "
-          f"(model.safetensors sha256 {sha256_file(out / 'model.safetensors')})")
-    return 0
+    p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    p.set_defaults(func=cmd_inspect, inputs=("path",))
 
 
 def inspect_checkpoint(path: Path) -> dict:
@@ -48,7 +33,7 @@ def inspect_checkpoint(path: Path) -> dict:
         }
     summary = {"path": str(ckpt.model_file), "preset": ckpt.config.preset,
                "sha256": sha256_file(ckpt.model_file), "tensors": len(weights),
-               "groups": groups, "t5": None, "tokenizer": None, "valid": True}
+               "groups": groups, "t5": None, "tokenizer": None, "valid": True, "passed": True}
     if ckpt.t5_dir is not None:
         t5 = load_t5(ckpt)
         summary["t5"] = {"tensors": len(t5), "parameters": int(sum(v.size for v in t5.values())),
@@ -63,7 +48,7 @@ def inspect_checkpoint(path: Path) -> dict:
 def cmd_inspect(args) -> int:
     s = inspect_checkpoint(args.path)
     if args.json:
-        print(json.dumps(s, indent=2))
+        emit(args, s)
         return 0
     print(f"{s['path']}: valid {s['preset']} checkpoint, {s['tensors']} tensors, sha256 {s['sha256']}")
     for name, g in s["groups"].items():

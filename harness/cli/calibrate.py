@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
+from harness.cli.output import emit
 from harness.errors import BadInput
+from harness.progress import progress
 
 
 def add_calibrate_parser(gsub) -> None:
-    from harness.compare.compare_cmd import add_case_arguments
+    from harness.cli.compare import add_case_arguments
 
     p = gsub.add_parser("calibrate", help="run the goldens on a device and propose its floors "
                                           "(worst SNR per group - >= 10 dB, down to 5 dB steps)")
     add_case_arguments(p)
     p.add_argument("--out", type=Path, default=None,
                    help="proposed table (default: floors-<device>-<dtype>.json here)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable table on stdout")
     add_device_argument(p)
-    p.set_defaults(func=cmd_calibrate)
+    p.set_defaults(func=cmd_calibrate, inputs=("weights",))
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -45,7 +46,7 @@ def cmd_calibrate(args) -> int:
     import mlx.core as mx
 
     from harness.golden.calibrate import proposed_table, worst_per_group
-    from harness.compare.compare_cmd import matching_goldens
+    from harness.cli.compare import matching_goldens
     from harness.compare.divergence import compare_golden
     from harness.device import current
     from harness.provenance import provenance
@@ -59,14 +60,16 @@ def cmd_calibrate(args) -> int:
     weights = args.weights or default_checkpoint("tiny")
     goldens, skipped = matching_goldens(args, weights)
     model, _ = load_model(weights, mx.float16 if args.dtype == "fp16" else mx.float32)
-    pairs = [(g, compare_golden(model, g, dtype=args.dtype, notes=notes)) for g, notes in goldens]
+    pairs = []
+    for g, notes in goldens:
+        progress(f"comparing with golden {g.case} on {device}")
+        pairs.append((g, compare_golden(model, g, dtype=args.dtype, notes=notes)))
     table = proposed_table(worst_per_group(pairs), device, args.dtype, provenance(device))
     table["cases"] = [g.case for g, _ in pairs]
     table["not_compared"] = skipped
     write_atomic(out, json.dumps(table, indent=1) + "\n")
     if args.json:
-        json.dump({"passed": True, "out": str(out), **table}, sys.stdout, indent=1)
-        print()
+        emit(args, {"out": str(out), **table}, passed=True)
         return 0
     print(f"device {device}, MLX {args.dtype}, cases {', '.join(table['cases'])}")
     print(f"{'policy':<18}{'group':<13}{'worst SNR':>10}{'proposed':>10}{'CPU floor':>10}"

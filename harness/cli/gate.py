@@ -6,13 +6,13 @@ checkpoint, --golden-dir, --report). A malformed candidate is a reject, not bad 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
 from pathlib import Path
 
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
+from harness.cli.output import emit
 from harness.errors import one_line
 from harness.gate.result import ERROR, Stage
 
@@ -25,7 +25,8 @@ def register(sub) -> None:
                                    "1 reject, 2 bad input.")
     p.add_argument("candidate", type=Path, help="checkpoint directory or weight file")
     p.add_argument("--baseline", type=Path, default=None,
-                   help="the approved checkpoint (dir or model.safetensors)")
+                   help="the approved checkpoint (dir or model.safetensors; default: none, no "
+                        "drift stage)")
     p.add_argument("--expect", choices=("same", "update"), default=None,
                    help="same: a re-encoding (drift must stay within the dtype's tolerance); "
                         "update: retrained weights (goldens and audio checks must pass, drift "
@@ -33,26 +34,29 @@ def register(sub) -> None:
     p.add_argument("--golden-dir", type=Path, default=None,
                    help="golden store (default: the committed golden/)")
     p.add_argument("--no-parity", action="store_true",
-                   help="waive the golden comparison (written into the report)")
+                   help="waive the golden comparison (written into the report; default: "
+                        "compare)")
     p.add_argument("--frames", type=int, default=None,
                    help="latent frames of the drift/audio probes (default: the model's length, "
                         "at least 0.75 s of audio, at most 256)")
     p.add_argument("--audio-thresholds", type=Path, default=None,
                    help="TOML of audio-check thresholds (default: harness/audio/thresholds.toml)")
     p.add_argument("--timeout", type=float, default=None,
-                   help="seconds; a gate that does not finish in time rejects")
+                   help="seconds; a gate that does not finish in time gives the verdict error "
+                        "(default: no limit)")
     p.add_argument("--report", type=Path, default=None,
-                   help="write report.md, report.html, plots, junit.xml, result.json here")
+                   help="write report.md, report.html, plots, junit.xml, result.json here "
+                        "(default: none)")
     p.add_argument("--json", action="store_true",
-                   help='print {"verdict", "reasons", "stages", ...} on stdout')
+                   help='print {"passed", "verdict", "reasons", "stages", ...} on stdout')
     add_device_argument(p)
-    p.set_defaults(func=cmd_gate)
+    p.set_defaults(func=cmd_gate, inputs=("candidate", "baseline", "audio_thresholds"))
 
 
 def _cli_process() -> bool:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    return (spec is not None and spec.name == "harness.cli") or Path(sys.argv[0]).name == "sao-harness"
+    return (spec is not None and spec.name in ("harness.cli", "harness.cli.__main__")) or Path(sys.argv[0]).name == "sao-harness"
 
 
 def cmd_gate(args) -> int:
@@ -74,7 +78,7 @@ def cmd_gate(args) -> int:
                                                                    traceback.format_exc()}))
             write_minimal(result, report_dir)  # no file left saying anything but reject
     if args.json:
-        print(json.dumps(result.to_dict(), indent=1))
+        emit(args, result.to_dict())
     else:
         # Reasons quote tensor names and paths from the candidate: escaped, one line each, so
         # no file can print a line of its own (an "ACCEPT: ..." into a CI log).

@@ -8,23 +8,24 @@ mismatch). Without --case, cases recorded for other weights are listed as not co
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from harness.golden.store import DEFAULT_ROOT, case_dirs
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
+from harness.cli.output import emit
 from harness.errors import BadInput
+from harness.progress import progress
 
 
 def register(sub) -> None:
     p = sub.add_parser("compare", help="compare the bundled MLX model with golden cases and "
                                        "name the first diverging module")
     add_case_arguments(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.add_argument("--report", type=Path, metavar="DIR",
-                   help="write <case>.md and <case>.json for every case here")
+                   help="write <case>.md and <case>.json for every case here (default: none)")
     add_device_argument(p)
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_compare, inputs=("weights",))
 
 
 def add_case_arguments(p) -> None:
@@ -41,7 +42,7 @@ def add_case_arguments(p) -> None:
     p.add_argument("--dtype", choices=DTYPES, default="fp32", help="MLX compute dtype")
     p.add_argument("--unverified-weights", action="store_true",
                    help="compare goldens that record no model.safetensors hash (arm-tflite); "
-                        "the report says the weights were not verified")
+                        "the report says the weights were not verified (default: refuse them)")
 
 
 def selected_cases(golden_dir: Path, names: list[str] | None) -> list[Path]:
@@ -92,8 +93,12 @@ def cmd_compare(args) -> int:
 
     weights = args.weights or default_checkpoint("tiny")
     goldens, skipped = matching_goldens(args, weights)
+    progress(f"loading {weights}")
     model, _ = load_model(weights, mx.float16 if args.dtype == "fp16" else mx.float32)
-    results = [compare_golden(model, g, dtype=args.dtype, notes=notes) for g, notes in goldens]
+    results = []
+    for g, notes in goldens:
+        progress(f"comparing with golden {g.case} ({len(g.tensors)} tensors)")
+        results.append(compare_golden(model, g, dtype=args.dtype, notes=notes))
 
     if args.report:
         try:
@@ -112,10 +117,8 @@ def cmd_compare(args) -> int:
             raise BadInput(args.report, f"cannot write report: {e.strerror or e}") from None
     passed = all(r.passed for r in results)
     if args.json:
-        json.dump({"passed": passed, "provenance": provenance(), "weights": str(weights),
-                   "not_compared": skipped,
-                   "cases": [to_json(r) for r in results]}, sys.stdout, indent=1)
-        print()
+        emit(args, {"passed": passed, "provenance": provenance(), "weights": str(weights),
+                    "not_compared": skipped, "cases": [to_json(r) for r in results]})
     else:
         for r in results:
             print(f"{r.case}: {'PASS' if r.passed else 'FAIL'} {r.verdict()}")

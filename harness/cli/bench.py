@@ -1,20 +1,22 @@
-"""`sao-harness bench [--config tiny|full] [--json]`: stage x implementation latency table.
+"""`sao-harness bench [--config tiny|full] [--json]`: stage x implementation latency table;
+`sao-harness bench record|compare|noise`: the benchmark gate against stored baselines.
 
 MLX stages run in this process; the peers (official PyTorch on CPU, LiteRT with XNNPACK,
 both fp32) run on the same machine in the same invocation, on the same inputs, through the
 reference venv (`harness.bench.peers`). Ratios are MLX time / peer time (> 1: MLX slower).
-Timing only: it never fails on speed (regressions are `pytest suites/bench` with
---benchmark-compare-fail, see golden/benchmarks/README.md).
+The table never fails on speed: regressions are `sao-harness bench compare` (CPU time in
+calibration units against golden/benchmarks/<machine class>/, see its README).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
-from harness.device import add_device_argument
+from harness.cli.options import add_device_argument
+from harness.cli.output import emit
+from harness.progress import progress
 from harness.errors import BadInput
 
 
@@ -34,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--config", choices=("tiny", "full"), default="tiny",
                    help="seeded synthetic checkpoint preset (default: %(default)s)")
     p.add_argument("--weights", type=Path, default=None,
-                   help="time this checkpoint dir instead of the seeded one")
+                   help="time this checkpoint dir (default: the seeded --config one)")
     p.add_argument("--stages", default=None,
                    help=f"comma-separated subset of {','.join(STAGES)} (default: all; for full, "
                         "all but vae_decode and generate at 256 frames, which take minutes)")
@@ -45,9 +47,60 @@ def register(sub) -> None:
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="LiteRT export cache (default: $SAO_HARNESS_CACHE or "
                         "~/.cache/sao-harness, /litert-exports)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable table on stdout")
     add_device_argument(p)
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=cmd_bench, inputs=("weights",))
+
+    gate = p.add_subparsers(dest="bench_command", required=False, parser_class=type(p),
+                            metavar="{record,compare,noise}",
+                            help="the benchmark gate (without one: the latency table)")
+    for name, fn, text in (
+            ("record", cmd_record, "run the benchmarks, store them as this machine class's "
+                                   "baseline"),
+            ("compare", cmd_compare, "run them against the stored baseline; exit 1 on a "
+                                     "regression"),
+            ("noise", cmd_noise, "measure the run-to-run spread of min; thresholds from it")):
+        s = gate.add_parser(name, help=text, description=text)
+        s.add_argument("--config", choices=("tiny", "full"), default="tiny",
+                       help="which benchmarks (the seeded checkpoint's preset)")
+        s.add_argument("--machine-class", default=None,
+                       help="baseline key (default: this machine's, `python -m "
+                            "harness.bench.machine`)")
+        if name == "compare":
+            s.add_argument("--fail-percent", type=int, default=None,
+                           help="one N for every benchmark (default: threshold.json's)")
+            s.add_argument("--json", action="store_true",
+                           help="verdict on stdout (pytest's output goes to stderr)")
+        if name == "noise":
+            s.add_argument("--runs", type=int, default=10, help="repeated runs")
+            s.add_argument("--write", action="store_true", help="store the thresholds")
+        s.set_defaults(func=fn)
+
+
+def cmd_record(args) -> int:
+    from harness.bench import baseline
+
+    return baseline.record(args.config, args.machine_class)
+
+
+def cmd_compare(args) -> int:
+    from harness.bench import baseline
+
+    result = baseline.compare(args.config, args.machine_class, args.fail_percent,
+                              stdout=sys.stderr if args.json else None)
+    if args.json:
+        emit(args, result)
+    else:
+        failed = result["failed_groups_percent"]
+        print(f"benchmark gate vs {result['baseline']}: " + ("pass" if not failed else
+              f"FAIL in the min:{','.join(map(str, failed))}% group(s)"))
+    return 0 if result["passed"] else 1
+
+
+def cmd_noise(args) -> int:
+    from harness.bench import baseline
+
+    return baseline.noise(args.config, args.runs, args.write, args.machine_class)
 
 
 # Full-size stages left out by default: at 256 frames the MLX decode alone takes minutes here.
@@ -114,13 +167,12 @@ def cmd_bench(args) -> int:
     peer, info = peer_rows(ckpt.root, preset, [s for s in stages if s in PEER_STAGES], frames,
                            vae_frames, args.cache_dir, impls, progress=not args.json)
     rows = [r.as_dict() for r in peer]
-    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
 
     from harness.bench.stages import build_stages, measure
 
     model, _ = load_model(ckpt.model_file)
     for name, stage in build_stages(model, stages, vae_frames).items():
-        log(f"[bench] mlx {name}")
+        progress(f"bench: mlx {name}")
         rows.append(measure(stage, preset).as_dict())
     order = {(s, i): n for n, (s, i) in enumerate(
         (s, i) for s in STAGES for i in ("mlx", *PEER_IMPLS))}
@@ -133,7 +185,7 @@ def cmd_bench(args) -> int:
               "blas": blas_advice(), "peers": info, "mlx_max_rss_mb": round(max_rss_mb(), 1),
               "provenance": provenance()}
     if args.json:
-        print(json.dumps(result, indent=2))
+        emit(args, result, passed=True)
         return 0
     print(f"sao-harness bench: {preset} checkpoint {ckpt.root}, machine class "
           f"{result['machine_class']}, load average before/after "

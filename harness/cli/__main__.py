@@ -1,0 +1,7 @@
+"""`python -m harness.cli` (the re-exec with the OpenBLAS preload runs this)."""
+
+import sys
+
+from harness.cli import main
+
+sys.exit(main())
