@@ -1,0 +1,1 @@
+"""Command-line interface suites: the JSON contract, help and options."""
