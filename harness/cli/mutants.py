@@ -106,11 +106,11 @@ def cmd_run(args) -> int:
 
 def _read_before(path: str) -> list[dict]:
     from harness.errors import BadInput
-    from harness.files import read_small
+    from harness.files import read_json_object
 
+    data = read_json_object(path, "mutants run JSON")
     try:
-        data = json.loads(read_small(path, "mutants run JSON"))
-        return [data["control"], *data["mutants"]]
-    except (ValueError, KeyError, TypeError) as e:
+        return [dict(data["control"]), *map(dict, data["mutants"])]
+    except (KeyError, TypeError, ValueError) as e:
         raise BadInput(path, f"not a `mutants run --json` output ({type(e).__name__}: {e})") \
             from None

@@ -24,7 +24,7 @@ import pytest
 from harness.audio import corpus
 from harness.audio.check import check_audio
 from harness.compare.divergence import verify_weights
-from harness.compare.store import DEFAULT_ROOT, load_golden
+from harness.golden.store import DEFAULT_ROOT, load_golden
 from harness.errors import BadInput
 from harness.weights.load import load_model
 from harness.weights.trained import trained_checkpoint, verified
