@@ -53,11 +53,12 @@ def test_before_after_table_puts_absolute_checks_first_in_bold():
 
 
 def test_before_file_that_is_not_a_run_is_bad_input(tmp_path):
-    from suites.cli_util import assert_one_line_error, run_cli
+    from harness.cli.mutants import _read_before
+    from harness.errors import BadInput
 
     bad = tmp_path / "before.json"
     bad.write_text('{"mutants": 3}')
-    r = run_cli("mutants", "run", "--only", "lr-swapped", "--case", "tiny-torch", "--before",
-                str(bad))
-    assert r.code == 2
-    assert_one_line_error(r, "before.json")
+    with pytest.raises(BadInput, match="not a `mutants run --json` output"):
+        _read_before(str(bad))
+    bad.write_text('{"control": {"name": "unmutated"}, "mutants": [{"name": "m"}]}')
+    assert [r["name"] for r in _read_before(str(bad))] == ["unmutated", "m"]
