@@ -14,6 +14,7 @@ import ast
 import importlib
 import re
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 HARNESS = Path(__file__).resolve().parents[1] / "harness"
@@ -55,6 +56,7 @@ def folder(module: str) -> str:
     return parts[1] if len(parts) > 2 or (HARNESS / parts[-1]).is_dir() else "harness"
 
 
+@lru_cache(maxsize=1)
 def import_edges() -> dict[str, set[str]]:
     """module -> harness modules it imports (at any depth of the file, lazy imports included)."""
     files = {module_of(p): p for p in HARNESS.rglob("*.py") if "stubs" not in p.parts}

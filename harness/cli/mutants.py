@@ -31,6 +31,10 @@ def register(sub) -> None:
                         "(its clips are music-like, so the absolute audio checks apply)")
     r.add_argument("--heard-table", action="store_true",
                    help="print a Markdown table of the audio checks that hear each mutant")
+    r.add_argument("--before", metavar="FILE.json",
+                   help="the --json output of an earlier run (e.g. --config tiny): the heard "
+                        "table shows its verdicts beside this run's, before / after (default: "
+                        "this run alone)")
     r.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     add_device_argument(r)
     r.set_defaults(func=cmd_run)
@@ -53,9 +57,11 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from harness.mutants.run import CASES, Bench, heard_table, run_catalogue
+    from harness.mutants.run import (CASES, Bench, heard_before_after, heard_rows, heard_table,
+                                     run_catalogue)
 
     t0 = time.perf_counter()
+    before = _read_before(args.before) if args.before else None
     unknown = sorted(set(args.case or ()) - set(CASES))
     if unknown:
         from harness.errors import BadInput
@@ -78,7 +84,8 @@ def cmd_run(args) -> int:
                     "control": control.to_dict(),
                     "caught": len(mutants) - len(survived), "localized": localized,
                     "audible": audible, "heard": audible - len(unheard), "unheard": unheard,
-                    "mutants": [o.to_dict() for o in mutants]})
+                    "model": args.config, "mutants": [o.to_dict() for o in mutants],
+                    "heard_table": heard_rows([o.to_dict() for o in outcomes])})
     else:
         alarm = ", ".join(control.caught_by) or "no check fired"
         print(f"{control.name}: {'FALSE ALARM: ' if control.caught else 'PASS: '}{alarm}")
@@ -92,5 +99,18 @@ def cmd_run(args) -> int:
         print(f"{len(mutants) - len(survived)}/{len(mutants)} caught, {localized}/{len(mutants)} "
               f"localized, {audible - len(unheard)}/{audible} audible ones heard, {seconds:.1f} s")
         if args.heard_table:
-            print(heard_table(outcomes))
+            print(heard_table(outcomes) if before is None else
+                  heard_before_after(before, [o.to_dict() for o in outcomes]))
     return 0 if passed else 1
+
+
+def _read_before(path: str) -> list[dict]:
+    from harness.errors import BadInput
+    from harness.files import read_json_object
+
+    data = read_json_object(path, "mutants run JSON")
+    try:
+        return [dict(data["control"]), *map(dict, data["mutants"])]
+    except (KeyError, TypeError, ValueError) as e:
+        raise BadInput(path, f"not a `mutants run --json` output ({type(e).__name__}: {e})") \
+            from None

@@ -303,6 +303,43 @@ def heard_table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def heard_rows(outcomes: list[dict]) -> dict[str, dict]:
+    """Per mutant (from `Outcome.to_dict`s): the golden verdict that caught it and the audio
+    checks that heard its clip, split into absolute checks (flicker, band limit, stride combs,
+    seams, ...: the clip alone) and checks relative to the unmutated clip."""
+    from harness.audio.check import FREE
+
+    rows = {}
+    for o in outcomes:
+        golden = "-" if "golden" not in o["caught_by"] else \
+            f"{o['localized_to']} ({o['where']}, {o['case']})"
+        heard = o["heard_by"]
+        rows[o["name"]] = {"golden": golden,
+                           "absolute": [c for c in heard if c in FREE],
+                           "relative": [c for c in heard if c not in FREE]}
+    return rows
+
+
+def heard_before_after(before: list[dict], after: list[dict]) -> str:
+    """Markdown: each mutant's golden and audio verdicts on two models (e.g. the synthetic
+    `tiny` run's JSON `mutants` and the `tiny-trained` one's), absolute checks in bold."""
+    b, a = heard_rows(before), heard_rows(after)
+
+    def heard(row):
+        if row is None:
+            return "(not run)"
+        words = [f"**{c}**" for c in row["absolute"]] + row["relative"]
+        return ", ".join(words) or "-"
+
+    lines = ["| mutant | golden, before | heard by, before | golden, after | heard by, after |",
+             "|---|---|---|---|---|"]
+    for name in list(b) + [n for n in a if n not in b]:
+        rb, ra = b.get(name), a.get(name)
+        lines.append(f"| {name} | {rb['golden'] if rb else '(not run)'} | {heard(rb)} | "
+                     f"{ra['golden'] if ra else '(not run)'} | {heard(ra)} |")
+    return "\n".join(lines)
+
+
 def run_catalogue(names: list[str] | None = None, bench: Bench | None = None,
                   control: bool = True, model: str = "tiny") -> list[Outcome]:
     """Outcomes of the control (first) and of the named mutants (default: all)."""

@@ -26,6 +26,7 @@ import numpy as np
 
 from harness.errors import BadInput
 from harness.files import atomic_dir
+from harness.model import prefixes
 from harness.model.config import PRESETS, ModelConfig
 from harness.weights.safetensors_io import write_safetensors
 from harness.weights.validate import expected_checkpoint, expected_t5
@@ -70,7 +71,7 @@ def _init(name: str, shape: tuple[int, ...], u: np.ndarray) -> np.ndarray:
 
 # The decoder's output conv gets small norms so synthetic audio lands near RMS 0.1
 # instead of clipping (unit-gain layers leave the tiny decoder at RMS ~17).
-OUTPUT_CONV_G = re.compile(r"pretransform\.model\.decoder\.layers\.(\d+)\.weight_g$")
+OUTPUT_CONV_G = re.compile(re.escape(prefixes.DECODER) + r"\.layers\.(\d+)\.weight_g$")
 OUTPUT_GAIN = 0.006
 
 

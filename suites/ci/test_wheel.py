@@ -9,6 +9,7 @@ packaged tiny goldens are all it has. About 60 s (mostly `mutants run`), hence n
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from harness import settings
 pytestmark = pytest.mark.nightly
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL_BUDGET_MB = 60  # the tiny goldens are ~39 MB of it, zipped
+TINY = {"tiny-torch", "tiny-torch-long", "tiny-torch-cfg", "tiny-torch-euler", "tiny-litert"}
 
 
 def _copy_tree(dst: Path) -> Path:
@@ -80,31 +82,40 @@ def test_wheel_ships_the_tiny_goldens_and_baselines_only(installed):
     wheel, _ = installed
     names = zipfile.ZipFile(wheel).namelist()
     golden = {n.split("/")[3] for n in names if n.startswith("harness/data/golden/")}
-    assert {"tiny-torch", "tiny-torch-long", "tiny-torch-cfg", "tiny-torch-euler",
-            "benchmarks"} <= golden
+    assert TINY | {"benchmarks"} <= golden
     assert not {g for g in golden if g.startswith("full-")}, golden
     assert not [n for n in names if n.startswith(("suites/", "golden/", "tools/"))]
     assert wheel.stat().st_size < WHEEL_BUDGET_MB * 2**20, wheel.stat().st_size
 
 
+def _json(r) -> dict:
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return json.loads(r.stdout)
+
+
+def test_version(installed):
+    r = installed[1]("--version")
+    assert r.returncode == 0 and r.stdout.startswith("sao-harness "), r.stdout + r.stderr
+
+
 def test_golden_verify(installed):
-    r = installed[1]("golden", "verify")
-    assert r.returncode == 0, r.stderr
-    assert "ok tiny-torch " in r.stdout and "ok tiny-torch-long " in r.stdout, r.stdout
+    out = _json(installed[1]("golden", "verify", "--json"))
+    assert out["passed"] is True
+    assert {c["case"] for c in out["cases"]} == TINY, out["cases"]
 
 
 def test_compare_tiny_torch(installed):
-    r = installed[1]("compare", "--case", "tiny-torch")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "tiny-torch: PASS" in r.stdout, r.stdout
+    out = _json(installed[1]("compare", "--case", "tiny-torch", "--json"))
+    assert out["passed"] is True and [c["case"] for c in out["cases"]] == ["tiny-torch"]
 
 
 def test_mutants_run_rope_interleaved(installed):
-    r = installed[1]("mutants", "run", "--only", "rope-interleaved")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "unmutated: PASS" in r.stdout, r.stdout
-    assert "1/1 caught, 1/1 localized" in r.stdout, r.stdout
-    assert "-> model.model.transformer.layers.0.self_attn.q_rotary (local" in r.stdout, r.stdout
+    out = _json(installed[1]("mutants", "run", "--only", "rope-interleaved", "--json"))
+    assert out["passed"] is True and out["control"]["caught"] is False, out["control"]
+    m, = out["mutants"]
+    assert m["name"] == "rope-interleaved" and m["caught"], m
+    assert m["localized_to"] == m["expected_module"] == \
+        "model.model.transformer.layers.0.self_attn.q_rotary", m
 
 
 def test_full_size_goldens_are_located_explicitly(installed):

@@ -107,6 +107,21 @@ def test_generate(capsys, tmp_path):
     assert "sampler step 2/2" in err and "decoding" in err
 
 
+def test_weights_extract(capsys, tmp_path):
+    micro = ROOT / "suites/weights/data/tflite-micro"
+    code, doc, _ = run_json(capsys, "weights", "extract", micro, "--config", micro,
+                            "--out", tmp_path / "x.safetensors")
+    assert code == 0 and doc["passed"] is True and doc["mapped"] > 0
+    tflite = sorted(micro.glob("*.tflite"))
+    assert doc["inputs"] == {str(f): sha256(f) for f in tflite}
+
+
+def test_bench_table(capsys):
+    code, doc, err = run_json(capsys, "bench", "--peers", "none", "--stages", "t5")
+    assert code == 0 and doc["passed"] is True and [r["stage"] for r in doc["rows"]] == ["t5"]
+    assert "bench: mlx t5" in err
+
+
 # -- bad input: an error object on stdout, the line on stderr, exit 2 --------------------------
 
 BAD = {

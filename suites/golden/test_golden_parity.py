@@ -86,8 +86,18 @@ def test_golden_parity(golden_case, golden_dir, weights_path, models, report_dir
             pytest.fail(f"no golden case under {golden_dir}")
         pytest.skip(f"missing: no golden case other than full-* under {golden_dir} "
                     f"({len(stored)} full-size)")
-    _check(golden_dir / golden_case, weights_path, models, report_dir,
-           given=request.config.getoption("--weights") is not None)
+    case_dir = golden_dir / golden_case
+    given = request.config.getoption("--weights") is not None
+    if not given and _preset(case_dir) == "tiny-trained":
+        from harness.weights.trained import trained_checkpoint
+
+        weights_path = trained_checkpoint()  # the committed trained weights it was recorded from
+    _check(case_dir, weights_path, models, report_dir, given=given)
+
+
+def _preset(case_dir: Path) -> str | None:
+    weights = json.loads((case_dir / MANIFEST_FILE).read_text()).get("weights")
+    return weights.get("preset") if isinstance(weights, dict) else None
 
 
 def test_golden_parity_full(golden_case, golden_dir, request, models, report_dir):

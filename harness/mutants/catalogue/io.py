@@ -2,8 +2,8 @@
 layout.
 
 `run-returns-channels-swapped` breaks what the pipeline returns (`pipeline.OUTPUT_AUDIO`).
-The writer mutants patch `harness.audio.io.write_wav` (what `sao-harness generate`
-writes with), so their module is the pseudo-path `output.wav` (`OUTPUT`): no golden tensor
+The writer mutants patch `harness.audio.io.write_wav` (what `sao-harness generate` writes
+with), so their module is the pseudo-path `output.wav` (`OUTPUT`): no golden tensor
 sees them; the WAV round trip and the audio checks on the file as written localize them.
 """
 
@@ -14,13 +14,13 @@ from contextlib import contextmanager
 import mlx.core as mx
 import numpy as np
 
-from harness.audio import io
+from harness.audio import io as audio_io
 from harness.model import pipeline
 from harness.model.capture import tap
 from harness.mutants.core import Mutant, patched, swap
 
 OUTPUT = "output.wav"
-_WRITE_WAV = io.write_wav  # the real writer, kept before any patch
+_WRITE_WAV = audio_io.write_wav  # the real writer, kept before any patch
 
 
 def _run_returns_channels_swapped(self, input_ids, attention_mask, seconds_total, init_noise,
@@ -45,7 +45,7 @@ def _writer(transform):
 
     @contextmanager
     def apply(model, checkpoint):
-        with patched(io, "write_wav", write_wav):
+        with patched(audio_io, "write_wav", write_wav):
             yield
     return apply
 

@@ -1,0 +1,64 @@
+"""The catalogue on the trained tiny model (nightly: ~2 min): its clips are closer to music,
+so more absolute audio checks hold on the unmutated clip and can hear mutants on their own.
+The heard-by table before/after is tools/train_tiny/README.md.
+
+Measured on the committed weights: the clean clip passes band limit, seams, DC, loudness and
+the channel checks, not yet flicker or the stride combs (flicker 38 dB: the decoder is
+under-trained); decode-chunks-no-overlap reads seam_db 29.3 against 16.4 clean, under the
+30 dB threshold: not heard (one seam in 160 frames).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.mutants.run import Bench, run_catalogue
+
+ABSOLUTE = {"band_limit_db", "seam_db", "dc_offset", "loudness_lufs", "channel_correlation"}
+# mutant -> an absolute check that hears it on the trained model's clip (none did on the
+# synthetic tiny model's noise-like clip but snake-no-exp's loudness)
+HEARD = {"convt-weight-layout": "channel_correlation", "snake-no-exp": "dc_offset"}
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return Bench(model="tiny-trained")
+
+
+@pytest.mark.nightly
+def test_trained_clip_passes_the_absolute_checks(bench):
+    assert ABSOLUTE <= bench.audio_applicable, sorted(ABSOLUTE - bench.audio_applicable)
+
+
+@pytest.mark.nightly
+def test_trained_model_hears_decoder_bugs_with_absolute_checks(bench):
+    control, *mutants = run_catalogue(None, bench)
+    assert not control.caught, control.to_dict()
+    by = {o.name: o for o in mutants}
+    for name, check in HEARD.items():
+        assert check in by[name].heard_by, by[name].to_dict()
+
+
+def test_before_after_table_puts_absolute_checks_first_in_bold():
+    from harness.mutants.run import Outcome, heard_before_after
+
+    def run(heard):
+        return [Outcome("unmutated", "-", "none").to_dict(),
+                Outcome("m", "x", "s", heard_by=heard, localized_to="x", where="local",
+                        case="c", caught_by=["golden"] + [f"audio:{h}" for h in heard]).to_dict()]
+
+    rows = heard_before_after(run([]), run(["seam_db", "mrstft_distance"])).splitlines()
+    assert rows[2] == "| unmutated | - | - | - | - |"
+    assert rows[3] == "| m | x (local, c) | - | x (local, c) | **seam_db**, mrstft_distance |"
+
+
+def test_before_file_that_is_not_a_run_is_bad_input(tmp_path):
+    from harness.cli.mutants import _read_before
+    from harness.errors import BadInput
+
+    bad = tmp_path / "before.json"
+    bad.write_text('{"mutants": 3}')
+    with pytest.raises(BadInput, match="not a `mutants run --json` output"):
+        _read_before(str(bad))
+    bad.write_text('{"control": {"name": "unmutated"}, "mutants": [{"name": "m"}]}')
+    assert [r["name"] for r in _read_before(str(bad))] == ["unmutated", "m"]
