@@ -1,5 +1,5 @@
 """This repository's pytest setup: the sao-harness plugin (options and the seeded checkpoint
-fixtures: harness/pytest_plugin.py), hypothesis profiles, the opt-in markers, `tiny_model`.
+fixtures: harness/pytest_plugin.py), hypothesis profiles, the opt-in markers.
 
 Without options every suite runs on seeded synthetic checkpoints (tiny by default;
 full-size ones under the `full` marker). `--weights`, `--golden-dir` and `--tflite-dir`
@@ -32,13 +32,6 @@ if settings is not None:
                                   deadline=None, print_blob=True,
                                   suppress_health_check=[HealthCheck.too_slow])
     settings.load_profile(hypothesis_profile())
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tiny_checkpoint):
-    from harness.weights.load import load_model
-    model, _ = load_model(tiny_checkpoint)
-    return model
 
 
 # Opt-in markers: a test carrying one runs only when the -m expression names it (`-m full`,

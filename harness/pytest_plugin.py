@@ -71,6 +71,13 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint):
+    from harness.weights.load import load_model
+    model, _ = load_model(tiny_checkpoint)
+    return model
+
+
+@pytest.fixture(scope="session")
 def full_checkpoint(tmp_path_factory) -> Path:
     from harness.weights.synth import write_checkpoint
     return write_checkpoint("full", 0, tmp_path_factory.mktemp("ckpt") / "full-seed0")

@@ -35,7 +35,10 @@ from harness.progress import progress
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = settings.golden_dir() / "benchmarks"
-BENCH_FILE = "suites/bench/test_bench_stages.py"
+# The stage benchmarks ship in the package; pytest runs them with the package's parent as
+# rootdir, so their full names (what baselines are keyed by) are the same in a checkout and
+# in a wheel: harness/bench/suite.py::test_stage[tiny-t5].
+BENCH_FILE = "harness/bench/suite.py"
 MARGIN = 2.0   # N >= MARGIN x the largest spread of min measured by `noise` (see README)
 CROSS_CPU_PERCENT = 20  # added to N against another CPU model's baseline (see README)
 TIERS = (10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000)  # percent
@@ -69,6 +72,7 @@ def gate_env() -> dict[str, str]:
 def pytest_cmd(preset: str, *extra: str, nodes: tuple[str, ...] = (BENCH_FILE,)) -> list[str]:
     marker = "bench and full" if preset == "full" else "bench and not full"
     return [sys.executable, "-m", "pytest", *nodes, "-m", marker, *GATE_ARGS, "-q",
+            f"--rootdir={REPO}",
             "--benchmark-columns=min,median,max,rounds", *extra]
 
 
@@ -180,8 +184,18 @@ def compare(preset: str, cls: str | None = None, fail_percent: int | None = None
     failed = []
     for n, nodes in sorted(groups.items()):
         progress(f"benchmark gate: {len(nodes)} benchmark(s) at min:{n}%")
-        code = _run(pytest_cmd(preset, f"--benchmark-compare={base}",
-                               f"--benchmark-compare-fail=min:{n}%", nodes=tuple(nodes)), stdout)
+        with tempfile.TemporaryDirectory(prefix="sao-bench-compare-") as tmp:
+            ran = Path(tmp) / "ran.json"
+            code = _run(pytest_cmd(preset, f"--benchmark-compare={base}",
+                                   f"--benchmark-compare-fail=min:{n}%", f"--benchmark-json={ran}",
+                                   nodes=tuple(nodes)), stdout)
+            timed = ({b["fullname"] for b in json.loads(ran.read_text())["benchmarks"]}
+                     if ran.is_file() else set())
+        # pytest-benchmark compares by full name and silently skips names it does not find:
+        # a baseline entry that was not timed would read as a pass.
+        if code == 0 and set(nodes) - timed:
+            raise RuntimeError(f"benchmark gate: {sorted(set(nodes) - timed)} of {base} "
+                               "were not timed, so not compared")
         if code != 0:
             failed.append(n)
     return {"passed": not failed, "baseline": str(base), "note": note,

@@ -21,7 +21,7 @@ from harness.bench.baseline import GATE_ARGS, ROOT as BASELINES, gate_env, thres
 from harness.bench.machine import machine_class
 
 REPO = Path(__file__).resolve().parents[2]
-DIT = "suites/bench/test_bench_stages.py::test_stage[tiny-dit]"
+DIT = "harness/bench/suite.py::test_stage[tiny-dit]"
 FALLBACK_PERCENT = 50  # a machine class without threshold.json: a loose gate
 
 SLOW_PLUGIN = '''

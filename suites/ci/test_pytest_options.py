@@ -48,7 +48,7 @@ def test_weights_without_goldens_skip_golden_tests_and_run_reference_free(tmp_pa
 
 
 def _collected(*args) -> list[str]:
-    r = pytest_run("--collect-only", "-q", *args, "suites/bench/test_bench_stages.py")
+    r = pytest_run("--collect-only", "-q", *args, "harness/bench/suite.py")
     assert r.returncode in (0, 5), r.stdout[-2000:] + r.stderr[-2000:]  # 5: none selected
     return [line for line in r.stdout.splitlines() if "::" in line]
 

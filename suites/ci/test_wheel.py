@@ -25,7 +25,8 @@ from harness import settings
 pytestmark = pytest.mark.nightly
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL_BUDGET_MB = 60  # the tiny goldens are ~39 MB of it, zipped
-TINY = {"tiny-torch", "tiny-torch-long", "tiny-torch-cfg", "tiny-torch-euler", "tiny-litert"}
+TINY = {"tiny-torch", "tiny-torch-long", "tiny-torch-cfg", "tiny-torch-euler", "tiny-litert",
+        "tiny-trained-torch"}
 
 
 def _copy_tree(dst: Path) -> Path:
@@ -127,3 +128,16 @@ def test_full_size_goldens_are_located_explicitly(installed):
     assert len(r.stderr.splitlines()) == 1 and settings.GOLDEN_DIR in r.stderr, r.stderr
     r = run("golden", "list", **{settings.GOLDEN_DIR: str(ROOT / "golden")})
     assert r.returncode == 0 and "full-torch " in r.stdout, r.stdout + r.stderr
+
+
+def test_bench_compare_times_the_shipped_benchmarks(installed):
+    """The benchmark gate runs the stage benchmarks shipped in the package against the
+    packaged baselines. Its verdict depends on this machine's load (the gate itself is CI's
+    `sao-harness bench compare` step), so a verdict of either kind is accepted here; bad input
+    or an internal error is not."""
+    r = installed[1]("bench", "compare", "--json")
+    assert r.returncode in (0, 1), r.stdout[-2000:] + r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert isinstance(out["passed"], bool) and out["passed"] == (r.returncode == 0)
+    names = set(out["fail_min_percent"])
+    assert names and all(n.startswith("harness/bench/suite.py::test_stage[tiny-") for n in names)
