@@ -13,8 +13,10 @@ LONG = "tiny-torch-long"
 SHORT_FRAMES = 32
 # The tiny cases' share of the golden budget (bytes on disk; the whole store's limit is in
 # test_budget.py). Tiny goldens hold every intermediate at every sampler step; a new case
-# that needs more must say why here.
-TINY_BUDGET = 52 * 2**20
+# that needs more must say why here. 52 MB held the synthetic-weight cases; +10 MB for
+# tiny-trained-torch (9.4 MB), the trained weights' own golden from the official code, which the
+# audio-level mutant checks on music-like clips are measured against (issue 15).
+TINY_BUDGET = 62 * 2**20
 
 
 def _frames(case: str) -> tuple[int, int]:

@@ -17,10 +17,11 @@ from harness.model import t5
 from harness.model.capture import tap
 from harness.model.conditioner import (LearnedPositionalEmbedding, MultiConditioner,
                                        NumberConditioner, T5Conditioner)
+from harness.model.prefixes import T5
 from harness.model.t5 import T5Attention, T5DenseActDense
 from harness.mutants.core import UNTRAINED, Mutant, replaced_parameters, swap
 
-T5_ENC = "conditioner.conditioners.prompt.model.encoder"
+T5_ENC = f"{T5}.encoder"
 
 
 # -- T5 conditioner -------------------------------------------------------------------------

@@ -14,12 +14,11 @@ import numpy as np
 from harness.model import fastmath
 from harness.model.capture import tap
 from harness.model.layers import Conv1d, ConvTranspose1d, SnakeBeta, conv1d_im2col, conv_transpose1d_gemm
+from harness.model.prefixes import DECODER, VAE
 from harness.model.vae import AudioAutoencoder
 from harness.mutants.core import Mutant, patched, replaced_parameters, swap
 from harness.weights.convert import TO_MLX
 
-VAE = "pretransform.model"
-DECODER = f"{VAE}.decoder"
 # Latent frames past which the chunked-decode mutant cuts (the official `decode_audio`
 # default chunk_size); only the long golden crosses it.
 CHUNK_FRAMES = 128
@@ -44,14 +43,13 @@ def fuse_weight_norm_per_output(g_official: np.ndarray, v_official: np.ndarray) 
 
 @contextmanager
 def _convt_weight_norm_wrong_dim(model, checkpoint):
-    from safetensors import safe_open
+    from harness.weights.safetensors_io import LazyTensors
 
     changes = []
-    with safe_open(str(checkpoint.model_file), "numpy") as f:
-        for m in _decoder_modules(model, ConvTranspose1d):
-            w = fuse_weight_norm_per_output(f.get_tensor(f"{m._path}.weight_g"),
-                                            f.get_tensor(f"{m._path}.weight_v"))
-            changes.append((m, "weight", mx.array(w).astype(m.weight.dtype)))
+    f = LazyTensors([(checkpoint.model_file, "")])  # the one strict reader, a tensor at a time
+    for m in _decoder_modules(model, ConvTranspose1d):
+        w = fuse_weight_norm_per_output(f[f"{m._path}.weight_g"], f[f"{m._path}.weight_v"])
+        changes.append((m, "weight", mx.array(w).astype(m.weight.dtype)))
     with replaced_parameters(changes):
         yield
 
