@@ -184,6 +184,10 @@ class DiffusionTransformer(nn.Module):
             x = layer(x)
         return tap(f"{owner._path}.{module_name}", x)
 
+    def preprocess(self, x):
+        """The residual 1x1 conv on the latent sequence (B, T, C), before the transformer."""
+        return self.preprocess_conv(x) + x
+
     def __call__(self, x, t, cross_attn_cond, global_cond):
         """x (B, C, T), t (B,), cross (B, S, cond_token_dim), global (B, global_cond_dim) -> v (B, C, T)."""
         cond = self._seq(self.to_cond_embed, cross_attn_cond, "to_cond_embed", self)
@@ -193,7 +197,7 @@ class DiffusionTransformer(nn.Module):
         prepend = (global_embed + t_embed)[:, None, :]
 
         x = x.swapaxes(1, 2)  # (B, T, C)
-        x = tap(self.transformer, self.preprocess_conv(x) + x, "input")
+        x = tap(self.transformer, self.preprocess(x), "input")
         out = self.transformer(x, prepend, cond)
         out = out[:, 1:, :]  # drop the global token
         out = self.postprocess_conv(out) + out

@@ -127,17 +127,8 @@ def _fourier_t_fp16(self, t):
     return tap(self, mx.concatenate([mx.cos(f), mx.sin(f)], axis=-1))
 
 
-def _no_preprocess_residual(self, x, t, cross_attn_cond, global_cond):
-    cond = self._seq(self.to_cond_embed, cross_attn_cond, "to_cond_embed", self)
-    global_embed = self._seq(self.to_global_embed, global_cond, "to_global_embed", self)
-    t_embed = self._seq(self.to_timestep_embed, self.timestep_features(t[:, None]),
-                        "to_timestep_embed", self)
-    prepend = (global_embed + t_embed)[:, None, :]
-    x = x.swapaxes(1, 2)
-    x = tap(self.transformer, self.preprocess_conv(x), "input")  # BUG: "+ x" forgotten
-    out = self.transformer(x, prepend, cond)[:, 1:, :]
-    out = self.postprocess_conv(out) + out
-    return tap(self, out.swapaxes(1, 2))
+def _preprocess_no_residual(self, x):
+    return self.preprocess_conv(x)  # BUG: "+ x" forgotten
 
 
 def _prepend_appended(self, x, prepend, context):
@@ -206,7 +197,7 @@ MUTANTS = [
     Mutant("preprocess-conv-no-residual", f"{DIT}.transformer.input",
            "the 1x1 preprocess conv replaces the latent instead of adding to it: the noisy "
            "latent reaches the transformer distorted: wrong denoising, hiss and mush",
-           swap(DiffusionTransformer, "__call__", _no_preprocess_residual)),
+           swap(DiffusionTransformer, "preprocess", _preprocess_no_residual)),
     Mutant("prepended-token-appended", f"{BLOCK0}.input",
            "the global (timestep + seconds) token appended instead of prepended: the DiT drops "
            "the first latent frame and keeps the global token as audio: noise-level "
