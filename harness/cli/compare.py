@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from harness.golden.store import DEFAULT_ROOT, case_dirs
-from harness.cli.options import add_device_argument
+from harness.cli.options import add_device_argument, add_golden_dir_argument
 from harness.cli.output import emit
 from harness.errors import BadInput
 from harness.progress import progress
@@ -34,8 +34,7 @@ def add_case_arguments(p) -> None:
 
     p.add_argument("--case", dest="cases", action="extend", nargs="+", metavar="NAME",
                    help="golden case(s) to compare (default: every case in --golden-dir)")
-    p.add_argument("--golden-dir", type=Path, default=DEFAULT_ROOT,
-                   help="golden store (default: %(default)s)")
+    add_golden_dir_argument(p, DEFAULT_ROOT)
     p.add_argument("--weights", type=Path, default=None,
                    help="checkpoint dir or model.safetensors (default: seeded tiny checkpoint); "
                         "must be the one the goldens were recorded from")

@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from harness.cli.options import add_device_argument
+from harness.cli.options import add_device_argument, add_golden_dir_argument
 from harness.cli.output import emit
 from harness.errors import one_line
 from harness.gate.result import ERROR, Stage
@@ -31,8 +31,7 @@ def register(sub) -> None:
                    help="same: a re-encoding (drift must stay within the dtype's tolerance); "
                         "update: retrained weights (goldens and audio checks must pass, drift "
                         "is reported). Default: same with --baseline, else update")
-    p.add_argument("--golden-dir", type=Path, default=None,
-                   help="golden store (default: the committed golden/)")
+    add_golden_dir_argument(p)
     p.add_argument("--no-parity", action="store_true",
                    help="waive the golden comparison (written into the report; default: "
                         "compare)")

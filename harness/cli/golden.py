@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.cli.options import add_golden_dir_argument
 from harness.cli.output import emit, emit_error
 from harness.golden.store import DEFAULT_ROOT, MANIFEST_FILE, TENSORS_FILE, case_dirs, check_golden
 from harness.errors import BadInput
@@ -35,14 +36,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_record, inputs=("weights",))
 
     p = gsub.add_parser("verify", help="verify every tensor hash of golden cases")
-    p.add_argument("--golden-dir", type=Path, default=DEFAULT_ROOT,
-                   help="a golden store or one case directory in it (default: %(default)s)")
+    add_golden_dir_argument(p, DEFAULT_ROOT, what="a golden store or one case directory in it")
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.set_defaults(func=cmd_verify)
 
     p = gsub.add_parser("list", help="list golden cases")
-    p.add_argument("--golden-dir", type=Path, default=DEFAULT_ROOT,
-                   help="golden store (default: %(default)s)")
+    add_golden_dir_argument(p, DEFAULT_ROOT)
     p.add_argument("--json", action="store_true", help="machine-readable list on stdout")
     p.set_defaults(func=cmd_list)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.cli.options import add_golden_dir_argument
 from harness.cli.output import emit
 from harness.errors import BadInput
 from harness.ports.report import fmt_seconds, to_markdown
@@ -29,8 +30,7 @@ def register(sub) -> None:
     c.add_argument("--weights", type=Path, default=None,
                    help="checkpoint dir in the official layout (default: seeded tiny synth); "
                         "the golden is chosen by its sha256")
-    c.add_argument("--golden-dir", type=Path, default=None,
-                   help="golden store (default: the committed golden/)")
+    add_golden_dir_argument(c)
     c.add_argument("--case", default=None, help="golden case (default: the matching torch "
                                                "pingpong case with the most tensors)")
     c.add_argument("--stages", default=",".join(STAGE_NAMES),
