@@ -191,6 +191,8 @@ def compare(preset: str, cls: str | None = None, fail_percent: int | None = None
                                    nodes=tuple(nodes)), stdout)
             timed = ({b["fullname"] for b in json.loads(ran.read_text())["benchmarks"]}
                      if ran.is_file() else set())
+        if code not in (0, 1):  # 1: a benchmark failed or regressed; the rest is no verdict
+            raise RuntimeError(f"benchmark gate: pytest exited {code} on {base}'s benchmarks")
         # pytest-benchmark compares by full name and silently skips names it does not find:
         # a baseline entry that was not timed would read as a pass.
         if code == 0 and set(nodes) - timed:
