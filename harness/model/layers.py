@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from harness.model import fastmath
+from harness.model import conv, fastmath
 from harness.model.capture import tap
 
 
@@ -36,61 +36,6 @@ class SnakeBeta(nn.Module):
         return tap(self, fastmath.snake(x, alpha, inv_beta), channels_last=True)
 
 
-# MLX's CPU backend runs dilated and transposed convolutions through a naive loop
-# (measured ~50x slower than a GEMM at the decoder's sizes), so those two go through
-# explicit GEMMs here. Same math, checked against mx.conv1d / mx.conv_transpose1d and a
-# numpy oracle of the PyTorch semantics in suites/properties.
-IM2COL_ELEMENTS = 1 << 26  # cap on one im2col buffer (256 MB fp32): chunk long inputs
-
-
-def conv1d_im2col(x, w, padding: int, dilation: int):
-    """Stride-1 conv: x (B, T, Ci), w (Co, K, Ci) -> (B, T_out, Co) as one GEMM per chunk."""
-    co, k, ci = w.shape
-    x = mx.pad(x, [(0, 0), (padding, padding), (0, 0)])
-    t_out = x.shape[1] - dilation * (k - 1)
-    w2 = w.reshape(co, k * ci).T
-    step = max(1, IM2COL_ELEMENTS // (x.shape[0] * k * ci))
-    outs = []
-    for a in range(0, t_out, step):
-        n = min(step, t_out - a)
-        cols = mx.concatenate([x[:, a + j * dilation: a + j * dilation + n, :] for j in range(k)],
-                              axis=-1)
-        outs.append(cols @ w2)
-    return outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=1)
-
-
-def conv1d_shifted(x, w, padding: int, dilation: int):
-    """Stride-1 conv as a sum of one small GEMM per kernel tap (no im2col copy)."""
-    k = w.shape[1]
-    x = mx.pad(x, [(0, 0), (padding, padding), (0, 0)])
-    t_out = x.shape[1] - dilation * (k - 1)
-    y = x[:, :t_out, :] @ w[:, 0, :].T
-    for j in range(1, k):
-        y = y + x[:, j * dilation: j * dilation + t_out, :] @ w[:, j, :].T
-    return y
-
-
-def conv_transpose1d_gemm(x, w, stride: int, padding: int):
-    """PyTorch ConvTranspose1d semantics as a GEMM plus overlap-add.
-
-    Input frame t and kernel tap j land on output t·s + j - p. With the kernel zero-padded to
-    m·s taps, tap j = i·s + r goes to block t + i, slot r: sum m block-shifted GEMM slices.
-    """
-    co, k, ci = w.shape
-    b, t, _ = x.shape
-    s = stride
-    m = -(-k // s)
-    if m * s != k:
-        w = mx.pad(w, [(0, 0), (0, m * s - k), (0, 0)])
-    z = (x @ w.transpose(1, 0, 2).reshape(m * s * co, ci).T).reshape(b, t, m, s, co)
-    full = None
-    for i in range(m):
-        part = mx.pad(z[:, :, i], [(0, 0), (i, m - 1 - i), (0, 0), (0, 0)])
-        full = part if full is None else full + part
-    length = (t - 1) * s - 2 * padding + k
-    return full.reshape(b, (t + m - 1) * s, co)[:, padding: padding + length, :]
-
-
 class Conv1d(nn.Conv1d):
     """MLX conv (weight (out, k, in), input (B, T, C)) that records its output."""
 
@@ -99,14 +44,7 @@ class Conv1d(nn.Conv1d):
         if self.stride != 1 or self.groups != 1:
             y = super().__call__(x)
         else:
-            if w.shape[1] == 1 and self.padding == 0:
-                y = x @ w[:, 0, :].T
-            elif w.shape[0] * 4 < w.shape[2]:  # few outputs: skip the large im2col buffer
-                y = conv1d_shifted(x, w, self.padding, self.dilation)
-            else:
-                y = conv1d_im2col(x, w, self.padding, self.dilation)
-            if "bias" in self:
-                y = y + self.bias
+            y = conv.conv1d(x, w, self.padding, self.dilation, self.get("bias"))
         return tap(self, y, channels_last=True)
 
 
@@ -117,7 +55,7 @@ class ConvTranspose1d(nn.ConvTranspose1d):
         if self.dilation != 1 or self.output_padding != 0:
             y = super().__call__(x)
         else:
-            y = conv_transpose1d_gemm(x, self.weight, self.stride, self.padding)
+            y = conv.conv_transpose1d(x, self.weight, self.stride, self.padding)
             if "bias" in self:
                 y = y + self.bias
         return tap(self, y, channels_last=True)

@@ -6,8 +6,9 @@ length in two places, both in the decoder:
 - `fastmath.on_cpu_streams`: an elementwise op (the snakes) on a tensor of at least
   `PARALLEL_MIN_ELEMENTS` elements is cut along time over the CPU cores (with >= 2 cores).
   The decoder's largest elementwise input is its final snake, (B, T·ratio, channels).
-- `layers.conv1d_im2col`: a stride-1 conv whose im2col buffer would pass `IM2COL_ELEMENTS`
-  runs in time chunks of IM2COL_ELEMENTS // (B·k·C_in) output samples.
+- `conv.conv1d_im2col`: a stride-1 conv wider than `TAPS_MAX_OUT_CHANNELS` whose im2col
+  buffer would pass `IM2COL_ELEMENTS` runs in time chunks of IM2COL_ELEMENTS // (B·k·C_in)
+  output samples.
 
 And positions: RoPE and the attention see T + 1 positions (the prepended global token is
 position 0), so a bug past position p shows only for T >= p. T5 always sees `max_length`
@@ -18,12 +19,12 @@ from __future__ import annotations
 
 from harness.model.config import ModelConfig
 from harness.model.fastmath import PARALLEL_MIN_ELEMENTS
-from harness.model.layers import IM2COL_ELEMENTS
+from harness.model.conv import IM2COL_ELEMENTS, TAPS_MAX_OUT_CHANNELS
 
 
 def _decoder_im2col_convs(cfg: ModelConfig) -> list[tuple[int, int, int]]:
     """(kernel, input channels, output samples per latent frame) of each decoder conv that
-    takes the im2col path (stride 1, k > 1, not few-outputs: see layers.Conv1d)."""
+    takes the im2col path (stride 1, k > 1, wider than conv.TAPS_MAX_OUT_CHANNELS)."""
     v = cfg.vae
     ch, m = v.channels, (1,) + tuple(v.c_mults)
     convs = [(7, v.latent_dim, m[-1] * ch, 1)]  # (k, C_in, C_out, samples per frame)
@@ -32,7 +33,7 @@ def _decoder_im2col_convs(cfg: ModelConfig) -> list[tuple[int, int, int]]:
         upsampled *= v.strides[i - 1]
         convs += [(7, m[i - 1] * ch, m[i - 1] * ch, upsampled)] * 3  # residual units' k=7
     convs.append((7, m[0] * ch, v.audio_channels, upsampled))
-    return [(k, ci, per) for k, ci, co, per in convs if not co * 4 < ci]
+    return [(k, ci, per) for k, ci, co, per in convs if co > TAPS_MAX_OUT_CHANNELS]
 
 
 def crossing_frames(cfg: ModelConfig, batch: int) -> dict[str, int | None]:
@@ -41,10 +42,10 @@ def crossing_frames(cfg: ModelConfig, batch: int) -> dict[str, int | None]:
     ratio, longest = cfg.vae.downsampling_ratio, cfg.latent_frames
     snake = -(-PARALLEL_MIN_ELEMENTS // (batch * ratio * cfg.vae.channels))
     chunked = [IM2COL_ELEMENTS // (batch * k * ci) // per + 1
-               for k, ci, per in _decoder_im2col_convs(cfg)]
+               for k, ci, per in _decoder_im2col_convs(cfg)] or [longest + 1]
     return {
         "decoder snakes on CPU streams (fastmath.PARALLEL_MIN_ELEMENTS)":
             snake if snake <= longest else None,
-        "decoder conv in im2col chunks (layers.IM2COL_ELEMENTS)":
+        "decoder conv in im2col chunks (conv.IM2COL_ELEMENTS)":
             min(chunked) if min(chunked) <= longest else None,
     }

@@ -3,12 +3,15 @@ weights against a numpy transcription of torch's conv1d / conv_transpose1d."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import mlx.core as mx
 import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from harness.model import conv
 from harness.model.config import TINY
 from harness.model.layers import Conv1d, ConvTranspose1d
 from harness.weights.convert import conv_modules, mlx_to_official, official_to_mlx
@@ -108,12 +111,26 @@ CONVT_EXAMPLES = [
 ]
 
 
-@given(conv_cases("conv"))
-@example(CONV_EXAMPLES[0])
-@example(CONV_EXAMPLES[1])
-@example(CONV_EXAMPLES[2])
-def test_conv1d_matches_torch(case):
-    check_conv(official_to_mlx, case)
+@contextmanager
+def conv_layout(layout: str):
+    """Route every stride-1 Conv1d through one GEMM layout of `conv.conv1d` (it picks by the
+    output width, so the tiny shapes here would otherwise only ever take the per-tap one)."""
+    saved = conv.TAPS_MAX_OUT_CHANNELS
+    conv.TAPS_MAX_OUT_CHANNELS = {"taps": 1 << 30, "im2col": 0}[layout]
+    try:
+        yield
+    finally:
+        conv.TAPS_MAX_OUT_CHANNELS = saved
+
+
+@pytest.mark.parametrize("layout", ["taps", "im2col"])
+@given(case=conv_cases("conv"))
+@example(case=CONV_EXAMPLES[0])
+@example(case=CONV_EXAMPLES[1])
+@example(case=CONV_EXAMPLES[2])
+def test_conv1d_matches_torch(layout, case):
+    with conv_layout(layout):
+        check_conv(official_to_mlx, case)
 
 
 @given(conv_cases("convT"))

@@ -13,7 +13,8 @@ import numpy as np
 
 from harness.model import fastmath
 from harness.model.capture import tap
-from harness.model.layers import Conv1d, ConvTranspose1d, SnakeBeta, conv1d_im2col, conv_transpose1d_gemm
+from harness.model.conv import conv1d, conv_transpose1d
+from harness.model.layers import Conv1d, ConvTranspose1d, SnakeBeta
 from harness.model.prefixes import DECODER, VAE
 from harness.model.vae import AudioAutoencoder
 from harness.mutants.core import Mutant, patched, replaced_parameters, swap
@@ -77,7 +78,7 @@ def _convt_crop_off_by_one(self, x):
     co, k, _ = self.weight.shape
     t = x.shape[1]
     length = (t - 1) * self.stride - 2 * self.padding + k
-    full = conv_transpose1d_gemm(x, self.weight, self.stride, 0)
+    full = conv_transpose1d(x, self.weight, self.stride, 0)
     full = mx.pad(full, [(0, 0), (0, 1), (0, 0)])
     y = full[:, p: p + length, :]
     if "bias" in self:
@@ -93,9 +94,7 @@ def _conv_pad_off_by_one(self, x):
         return _CONV_CALL(self, x)
     p = self.padding
     x = mx.pad(x, [(0, 0), (p + 1, p - 1), (0, 0)])  # BUG: one extra on the left, one short right
-    y = conv1d_im2col(x, self.weight, 0, self.dilation)
-    if "bias" in self:
-        y = y + self.bias
+    y = conv1d(x, self.weight, 0, self.dilation, self.get("bias"))
     return tap(self, y, channels_last=True)
 
 
