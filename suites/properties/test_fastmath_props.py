@@ -61,6 +61,17 @@ def test_softmax_matches_float64(s):
     assert np.all(np.abs(got - ref) <= tol), f"softmax: worst {np.max(np.abs(got - ref) / tol):.3g} x tol"
 
 
+def test_round_is_rint_ties_to_even():
+    """The add-and-subtract rounding that the range reductions use, against numpy's rint,
+    on halves (ties), their neighbours and the ends of its exact range (+-2^22)."""
+    k = np.arange(-5000, 5000, dtype=np.float32)
+    v = np.concatenate([k, k + 0.5, np.nextafter(k + 0.5, np.float32(np.inf)),
+                        np.nextafter(k + 0.5, np.float32(-np.inf)),
+                        np.float32([2**22, -2**22, 2**22 - 0.5, -(2**22 - 0.5), 0.49999997])])
+    got = _np(mx.compile(fastmath._round)(mx.array(v)))
+    assert np.array_equal(got, np.rint(v)), f"{v[got != np.rint(v)][:5]}"
+
+
 def test_sin_squared_at_float32_rounding():
     u = np.linspace(-300, 300, 2_000_001, dtype=np.float32)
     err = np.max(np.abs(_np(mx.compile(fastmath.sin_squared)(mx.array(u)))
