@@ -64,12 +64,15 @@ def conv1d_im2col(x, w, padding: int, dilation: int):
     return outs[0] if len(outs) == 1 else mx.concatenate(outs, axis=1)
 
 
-def conv_transpose1d(x, w, stride: int, padding: int):
-    """PyTorch ConvTranspose1d semantics (dilation 1, no output padding) as a GEMM plus
-    overlap-add; x (B, T, Ci), w (Co, K, Ci) -> (B, (T-1)·s - 2p + K, Co), no bias.
+def conv_transpose1d(x, w, stride: int, padding: int, bias=None):
+    """PyTorch ConvTranspose1d semantics (dilation 1, no output padding) as per-tap GEMMs over
+    output blocks; x (B, T, Ci), w (Co, K, Ci), bias (Co,) or None -> (B, (T-1)·s - 2p + K, Co).
 
     Input frame t and kernel tap j land on output t·s + j - p. With the kernel zero-padded to
-    m·s taps, tap j = i·s + r goes to block t + i, slot r: sum m block-shifted GEMM slices.
+    m·s taps, tap j = i·s + r lands in block t + i, slot r: output block u is the sum over i of
+    x[u - i] @ W_i, with W_i (Ci, s·Co) holding taps i·s .. i·s + s - 1. So it is a stride-1
+    conv over blocks (`conv1d_taps` with m taps, flipped), accumulated in place: no (T, m·s·Co)
+    intermediate and no shifted copies of it to add up.
     """
     co, k, ci = w.shape
     b, t, _ = x.shape
@@ -77,10 +80,11 @@ def conv_transpose1d(x, w, stride: int, padding: int):
     m = -(-k // s)
     if m * s != k:
         w = mx.pad(w, [(0, 0), (0, m * s - k), (0, 0)])
-    z = (x @ w.transpose(1, 0, 2).reshape(m * s * co, ci).T).reshape(b, t, m, s, co)
-    full = None
-    for i in range(m):
-        part = mx.pad(z[:, :, i], [(0, 0), (i, m - 1 - i), (0, 0), (0, 0)])
-        full = part if full is None else full + part
+    taps = w.transpose(1, 0, 2).reshape(m, s * co, ci)  # taps[i]: W_i transposed
+    xp = mx.pad(x, [(0, 0), (m - 1, m - 1), (0, 0)])
+    blocks = t + m - 1
+    y = _matmul(xp[:, m - 1: m - 1 + blocks], taps[0].T, None if bias is None else mx.tile(bias, s))
+    for i in range(1, m):
+        y = mx.addmm(y, xp[:, m - 1 - i: m - 1 - i + blocks], taps[i].T)
     length = (t - 1) * s - 2 * padding + k
-    return full.reshape(b, (t + m - 1) * s, co)[:, padding: padding + length, :]
+    return y.reshape(b, blocks * s, co)[:, padding: padding + length, :]

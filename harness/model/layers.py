@@ -55,9 +55,8 @@ class ConvTranspose1d(nn.ConvTranspose1d):
         if self.dilation != 1 or self.output_padding != 0:
             y = super().__call__(x)
         else:
-            y = conv.conv_transpose1d(x, self.weight, self.stride, self.padding)
-            if "bias" in self:
-                y = y + self.bias
+            y = conv.conv_transpose1d(x, self.weight, self.stride, self.padding,
+                                      self.get("bias"))
         return tap(self, y, channels_last=True)
 
 
