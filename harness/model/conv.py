@@ -65,14 +65,16 @@ def conv1d_im2col(x, w, padding: int, dilation: int):
 
 
 def conv_transpose1d(x, w, stride: int, padding: int, bias=None):
-    """PyTorch ConvTranspose1d semantics (dilation 1, no output padding) as per-tap GEMMs over
-    output blocks; x (B, T, Ci), w (Co, K, Ci), bias (Co,) or None -> (B, (T-1)·s - 2p + K, Co).
+    """PyTorch ConvTranspose1d semantics (dilation 1, no output padding) as GEMMs plus
+    overlap-add; x (B, T, Ci), w (Co, K, Ci), bias (Co,) or None -> (B, (T-1)·s - 2p + K, Co).
 
     Input frame t and kernel tap j land on output t·s + j - p. With the kernel zero-padded to
     m·s taps, tap j = i·s + r lands in block t + i, slot r: output block u is the sum over i of
-    x[u - i] @ W_i, with W_i (Ci, s·Co) holding taps i·s .. i·s + s - 1. So it is a stride-1
-    conv over blocks (`conv1d_taps` with m taps, flipped), accumulated in place: no (T, m·s·Co)
-    intermediate and no shifted copies of it to add up.
+    x[u - i] @ W_i, with W_i (Ci, s·Co) holding taps i·s .. i·s + s - 1 in (slot, channel)
+    order. The weight is stored (Co, K, Ci), so either it or the GEMM's output must be
+    re-laid out, on every call (every tile): the smaller one is. Wide blocks (2048 -> 1024
+    channels, a 134 MB weight against a few MB of output per tile) take one GEMM and shifted
+    adds of its output; narrow ones, one GEMM per W_i accumulated in place with `addmm`.
     """
     co, k, ci = w.shape
     b, t, _ = x.shape
@@ -80,11 +82,24 @@ def conv_transpose1d(x, w, stride: int, padding: int, bias=None):
     m = -(-k // s)
     if m * s != k:
         w = mx.pad(w, [(0, 0), (0, m * s - k), (0, 0)])
-    taps = w.transpose(1, 0, 2).reshape(m, s * co, ci)  # taps[i]: W_i transposed
-    xp = mx.pad(x, [(0, 0), (m - 1, m - 1), (0, 0)])
     blocks = t + m - 1
-    y = _matmul(xp[:, m - 1: m - 1 + blocks], taps[0].T, None if bias is None else mx.tile(bias, s))
-    for i in range(1, m):
-        y = mx.addmm(y, xp[:, m - 1 - i: m - 1 - i + blocks], taps[i].T)
+    if ci <= b * t:  # weight (Co·m·s·Ci) no larger than the GEMM output (B·T·Co·m·s)
+        taps = w.transpose(1, 0, 2).reshape(m, s * co, ci)  # re-laid weight: taps[i] = W_i^T
+        xp = mx.pad(x, [(0, 0), (m - 1, m - 1), (0, 0)])
+        first = None if bias is None else mx.tile(bias, s)
+        y = _matmul(xp[:, m - 1: m - 1 + blocks], taps[0].T, first)
+        for i in range(1, m):
+            y = mx.addmm(y, xp[:, m - 1 - i: m - 1 - i + blocks], taps[i].T)
+        y = y.reshape(b, blocks * s, co)
+    else:
+        z = (x @ w.reshape(co * m * s, ci).T).reshape(b, t, co, m, s)  # the weight as stored
+        y = None
+        for i in range(m):  # the pad copies the output slice into (slot, channel) order
+            part = mx.pad(z[:, :, :, i].transpose(0, 1, 3, 2),
+                          [(0, 0), (i, m - 1 - i), (0, 0), (0, 0)])
+            y = part if y is None else y + part
+        y = y.reshape(b, blocks * s, co)
+        if bias is not None:
+            y = y + bias
     length = (t - 1) * s - 2 * padding + k
-    return y.reshape(b, blocks * s, co)[:, padding: padding + length, :]
+    return y[:, padding: padding + length, :]

@@ -104,8 +104,8 @@ CONV_EXAMPLES = [
     ConvCase("conv", 2, 5, 1, 1, 0, 1, 6, bias=False, seed=3),
 ]
 CONVT_EXAMPLES = [
-    ConvCase("convT", 4, 4, 4, 2, 1, 1, 6, seed=0),  # stride 2 block, in == out == k
-    ConvCase("convT", 8, 4, 16, 8, 4, 1, 3, seed=1),  # stride 8 block
+    ConvCase("convT", 4, 4, 4, 2, 1, 1, 6, seed=0),  # stride 2 block, in == out == k; per tap
+    ConvCase("convT", 8, 4, 16, 8, 4, 1, 3, seed=1),  # stride 8 block; C_in > T: GEMM, then adds
     ConvCase("convT", 6, 6, 8, 4, 2, 1, 4, seed=2),  # square stride 4 block
     ConvCase("convT", 3, 5, 5, 3, 4, 2, 4, bias=False, seed=3),  # dilated
 ]
