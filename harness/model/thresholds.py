@@ -1,7 +1,7 @@
 """Input lengths at which the MLX code takes another path: what a long golden must cross.
 
 A golden only tests the paths its length runs. The MLX model switches path with the input
-length in two places, both in the decoder:
+length in three places, all in the decoder:
 
 - `fastmath.on_cpu_streams`: an elementwise op (the snakes) on a tensor of at least
   `PARALLEL_MIN_ELEMENTS` elements is cut along time over the CPU cores (with >= 2 cores).
@@ -9,6 +9,12 @@ length in two places, both in the decoder:
 - `conv.conv1d_im2col`: a stride-1 conv wider than `TAPS_MAX_OUT_CHANNELS` whose im2col
   buffer would pass `IM2COL_ELEMENTS` runs in time chunks of IM2COL_ELEMENTS // (B·k·C_in)
   output samples.
+- `conv.conv_transpose1d`: below B·T = C_in input samples (a short input or tile) a
+  conv-transpose takes one GEMM and shifted adds instead of per-tap GEMMs. This is the short
+  side, so it is not in `crossing_frames`: the tiny decoder takes it in its first block (32
+  input channels) below 32 frames at batch 1;
+  the property examples in suites/properties/test_layout_props.py hold both paths, and the
+  full-size goldens run it in the 2048- and 1024-channel blocks.
 
 And positions: RoPE and the attention see T + 1 positions (the prepended global token is
 position 0), so a bug past position p shows only for T >= p. T5 always sees `max_length`
