@@ -44,9 +44,10 @@ CASE = "tiny-torch"
 # Golden cases every mutant is compared with, in this order (CASE required, others if stored).
 CASES = (CASE, "tiny-torch-euler", "tiny-torch-cfg", "tiny-torch-long")
 AUDIO_SEED = 1
-# The trained tiny model's cases: pingpong with every intermediate, then its euler and CFG
-# paths (boundaries and the DiT's intermediates at their first steps).
-TRAINED_CASES = ("tiny-trained-torch", "tiny-trained-torch-euler", "tiny-trained-torch-cfg")
+# The trained tiny model's cases: pingpong with every intermediate, its euler and CFG paths
+# (boundaries and the DiT's intermediates at the first step) and 64 frames.
+TRAINED_CASES = ("tiny-trained-torch", "tiny-trained-torch-euler", "tiny-trained-torch-cfg",
+                 "tiny-trained-torch-long")
 # model -> (golden case, latent frames of the clip the audio checks hear). The trained tiny
 # model's clip is 160 frames (7.4 s): long enough for the flicker spectrum to resolve 21.5 Hz
 # from its neighbours and to cross a 128-frame decode chunk.
