@@ -169,9 +169,9 @@ def _source(case: str) -> list[str]:
 
 
 # tiny-torch: synth tiny seed 0; the tiny-trained cases: the committed trained weights, on each
-# sampler path they were recorded for (pingpong, euler, CFG).
+# sampler path and length they were recorded for (pingpong, euler, CFG, 64 frames).
 @pytest.mark.parametrize("case", ["tiny-torch", "tiny-trained-torch", "tiny-trained-torch-euler",
-                                  "tiny-trained-torch-cfg"])
+                                  "tiny-trained-torch-cfg", "tiny-trained-torch-long"])
 def test_committed_golden_re_records(case, tmp_path):
     """A committed tiny golden is what the official code computes today from its weights.
 
