@@ -1,4 +1,4 @@
-"""The catalogue on the trained tiny model (nightly: ~2 min): its clips are closer to music,
+"""The catalogue on the trained tiny model (nightly: ~3 min): its clips are closer to music,
 so more absolute audio checks hold on the unmutated clip and can hear mutants on their own.
 The heard-by table before/after is tools/train_tiny/README.md.
 

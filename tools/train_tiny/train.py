@@ -59,8 +59,8 @@ def stft_loss(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 # Stride periods of the decoder (2048 = the latent frame; 256, 32, 8 = its inner upsamplers):
 # a decoder that adds the same waveform to every frame puts lines at k * sr / period into the
-# spectrum of the whole crop. The crop is a whole number of frames and its own frame grid (it
-# is encoded alone), so the lines land on bins. Only the short-time STFT above sees nothing:
+# spectrum of the whole crop. The crop is a whole number of frames starting on a frame of its
+# decode, so the lines land on bins. Only the short-time STFT above sees nothing:
 # its windows are shorter than the 16 frames the pattern repeats over.
 COMB_PERIODS = (2048, 256, 32, 8)
 
