@@ -20,8 +20,7 @@ def main() -> int:
     rows = list(csv.DictReader(open(HERE / "loss.csv")))
     fig, axes = plt.subplots(1, 2, figsize=(8, 3), dpi=80)
     for ax, phase, title in zip(axes, ("vae", "dit"),
-                                ("VAE: MR-STFT + L1 + comb/flicker/level + KL",
-                                 "DiT: rectified-flow MSE")):
+                                ("VAE: MR-STFT + L1 + 1e-4 KL", "DiT: rectified-flow MSE")):
         r = [x for x in rows if x["phase"] == phase]
         steps = [int(x["step"]) for x in r]
         ax.plot(steps, [float(x["loss"]) for x in r], lw=0.6, color="0.6", label="loss")
