@@ -10,11 +10,13 @@ of its ratios: a phase of the host that lasts longer than one pair slows both si
 cancels, one that hits a single round moves one ratio, which the median ignores.
 
 Rounds follow the stage's cost (more where cheap): `pairs` = ROUND_BUDGET_S / the stage's
-time, within PAIRS_MIN..PAIRS_MAX, after two warm-up rounds per side (one above a second). The threshold of each stage comes from its noise
+time, within PAIRS_MIN..PAIRS_MAX, after two warm-up rounds per side (one above a second).
+PAIRS_MIN is what the slowest stage needs: with 9 pairs of the ~1 s `generate` the median
+read an injected 30% as 17% (1 run in 10); the median of 25 pairs has 0.6x that spread. The threshold of each stage comes from its noise
 model (`noise`: unmodified candidate against the same code as reference, K runs; N = MARGIN x
 the largest |median ratio - 1| seen, rounded up to a tier, never below FLOOR_PERCENT), stored in
 golden/benchmarks/<machine class>/ab_threshold.json. The evidence (a slowdown of 30% injected
-into one stage at a time is caught; 10 unmodified runs pass) is tools/bench_gate_evidence.py.
+into one stage at a time is caught; 10 unmodified runs pass) is tools/bench_gate/evidence.py.
 
 What it does not see: a slowdown that both builds share (an MLX or BLAS upgrade in the
 environment) and slow creep below N per change; the stored-baseline gate is there for those.
@@ -40,7 +42,7 @@ from harness.errors import BadInput
 
 WORKER = Path(__file__).with_name("ab_worker.py")
 ROUND_BUDGET_S = 1.5      # CPU seconds of timed rounds per stage and side, about
-PAIRS_MIN, PAIRS_MAX = 9, 201
+PAIRS_MIN, PAIRS_MAX = 25, 201
 MARGIN = 2.0
 FLOOR_PERCENT = 15        # half the 30% slowdown the gate must catch
 THRESHOLD_FILE = "ab_threshold.json"
