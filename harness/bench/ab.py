@@ -5,7 +5,7 @@ day; on a shared 2-core VM the host's speed moves by 20-110% between runs, so it
 are 50-300%. Here both builds run now, on the same checkpoint and inputs, each in its own
 worker process (`ab_worker.py`, which imports the build it is given), and their rounds
 alternate: candidate, reference, reference, candidate, ... (ABBA, so neither side always runs
-first). Each pair gives a ratio candidate / reference CPU time; a stage's value is the median
+first; rotated every two pairs, so with more workers each gets as many back-to-back rounds). Each pair gives a ratio candidate / reference CPU time; a stage's value is the median
 of its ratios: a phase of the host that lasts longer than one pair slows both sides and
 cancels, one that hits a single round moves one ratio, which the median ignores.
 
@@ -116,9 +116,13 @@ def run_ab(reference: Worker, candidates: dict[str, Worker], stages=STAGES,
         n = pairs_for(min(first))
         res = StageResult(stage, {c: [] for c in candidates})
         for i in range(n):
-            order = list(range(len(workers)))
+            # ABBA (no side always first), rotated every two pairs: with three workers
+            # (tools/bench_gate/evidence.py) plain ABC CBA gave two of them back-to-back
+            # rounds and never the middle one, which then read ~5% slow.
+            k = (i // 2) % len(workers)
+            order = list(range(k, len(workers))) + list(range(k))
             if i % 2:
-                order.reverse()                     # ABBA: no side is always first
+                order.reverse()
             t = {k: workers[k].time(stage) for k in order}
             for k in range(1, len(workers)):
                 res.ratios[names[k]].append(t[k] / t[0])
