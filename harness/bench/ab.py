@@ -182,7 +182,8 @@ def compare(reference: str, stages=STAGES, cls: str | None = None, log=print) ->
         rec = session(REPO, ref, default_checkpoint("tiny"), stages, log=log)
     ratios = rec["median_ratio"]["candidate"]
     slower = [s for s in stages if ratios[s] - 1 > limits.get(s, FLOOR_PERCENT) / 100]
-    log(f"A/B gate vs {reference} (load {rec['load_average_before']}): " +
+    log(f"A/B gate vs {reference} (load {rec['load_average_before']}, "
+        f"{rec['seconds']:.0f} s): " +
         ("pass" if not slower else "FAIL: " + ", ".join(
             f"{s} x{ratios[s]:.2f} > +{limits.get(s, FLOOR_PERCENT)}%" for s in slower)))
     return 1 if slower else 0
