@@ -5,7 +5,8 @@ day; on a shared 2-core VM the host's speed moves by 20-110% between runs, so it
 are 50-300%. Here both builds run now, on the same checkpoint and inputs, each in its own
 worker process (`ab_worker.py`, which imports the build it is given), and their rounds
 alternate: candidate, reference, reference, candidate, ... (ABBA, so neither side always runs
-first; rotated every two pairs, so with more workers each gets as many back-to-back rounds). Each pair gives a ratio candidate / reference CPU time; a stage's value is the median
+first; rotated every two pairs, so with more workers each gets as many back-to-back rounds),
+all workers on one CPU (`_one_cpu`). Each pair gives a ratio candidate / reference CPU time; a stage's value is the median
 of its ratios: a phase of the host that lasts longer than one pair slows both sides and
 cancels, one that hits a single round moves one ratio, which the median ignores.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -48,6 +50,16 @@ FLOOR_PERCENT = 15        # half the 30% slowdown the gate must catch
 THRESHOLD_FILE = "ab_threshold.json"
 
 
+def _one_cpu() -> None:
+    """Run in each worker before exec: every worker on the same CPU, so all sides share its
+    neighbours. Unpinned, a worker placed beside a busy neighbour kept reading 8-16% slower
+    than an identical one for a whole stage (MLX hands each op to its stream thread and back,
+    which costs CPU time when the two threads wait on each other across contended cores);
+    pinned, 1.5-1.9% at the same load (3+3 sessions, load average 5-6). The rounds never
+    overlap, so one CPU costs no time. Linux only: macOS has no CPU affinity."""
+    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+
+
 class Worker:
     """One build's stages in a subprocess; `time(stage)` runs it once -> CPU seconds."""
 
@@ -55,7 +67,8 @@ class Worker:
         specs = [f"{k}={v}" for k, v in (slowdown or {}).items()]
         self.proc = subprocess.Popen(
             [sys.executable, str(WORKER), str(root), str(checkpoint), ",".join(stages), *specs],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=gate_env(), cwd=root)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=gate_env(), cwd=root,
+            preexec_fn=_one_cpu if hasattr(os, "sched_setaffinity") else None)
         if self.proc.stdout.readline().strip() != "ready":
             raise RuntimeError(f"A/B worker for {root} did not start (exit {self.proc.wait()})")
 
