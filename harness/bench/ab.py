@@ -6,16 +6,18 @@ are 50-300%. Here both builds run now, on the same checkpoint and inputs, each i
 worker process (`ab_worker.py`, which imports the build it is given), and their rounds
 alternate: candidate, reference, reference, candidate, ... (ABBA, so neither side always runs
 first; rotated every two pairs, so with more workers each gets as many back-to-back rounds),
-all workers on one CPU (`_one_cpu`). Each pair gives a ratio candidate / reference CPU time; a stage's value is the median
-of its ratios: a phase of the host that lasts longer than one pair slows both sides and
-cancels, one that hits a single round moves one ratio, which the median ignores.
+all workers on one CPU (`_one_cpu`). Each pair gives a ratio candidate / reference CPU time;
+a stage's value is the median of its ratios: a phase of the host that lasts longer than one
+pair slows both sides and cancels, one that hits a single round moves one ratio, which the
+median ignores.
 
 Rounds follow the stage's cost (more where cheap): `pairs` = ROUND_BUDGET_S / the stage's
 time, within PAIRS_MIN..PAIRS_MAX, after two warm-up rounds per side (one above a second).
 PAIRS_MIN is what the slowest stage needs: with 9 pairs of the ~1 s `generate` the median
-read an injected 30% as 17% (1 run in 10); the median of 25 pairs has 0.6x that spread. The threshold of each stage comes from its noise
-model (`noise`: unmodified candidate against the same code as reference, K runs; N = MARGIN x
-the largest |median ratio - 1| seen, rounded up to a tier, never below FLOOR_PERCENT), stored in
+read an injected 30% as 17% (1 run in 10); the median of 25 pairs has 0.6x that spread.
+The threshold of each stage comes from its noise model (unmodified candidate against the
+same code as reference, K runs; N = MARGIN x the largest |median ratio - 1| seen, rounded up
+to a tier, never below FLOOR_PERCENT), stored in
 golden/benchmarks/<machine class>/ab_threshold.json. The evidence (a slowdown of 30% injected
 into one stage at a time is caught; 10 unmodified runs pass) is tools/bench_gate/evidence.py.
 
