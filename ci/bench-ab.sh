@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A/B benchmark gate: this checkout's tiny stages against a reference revision's, interleaved
-# in one run (`sao-harness bench ab`, golden/benchmarks/README.md; ~2-3 min on 2 cores). Exit
+# in one run (`sao-harness bench ab`, golden/benchmarks/README.md; ~1-2 min on 2 cores). Exit
 # 1 when a stage is slower by more than its N (15-20%, ab_threshold.json of this machine class).
 # The reference: $SAO_CI_AB_REFERENCE if set; else with $SAO_CI_AB_SINCE (the nightly: "24
 # hours ago") the last commit before then, so a night's run covers the day's changes; else the
