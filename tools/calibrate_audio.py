@@ -10,22 +10,16 @@ import argparse
 
 import numpy as np
 
-from harness.audio import check, corpus, faults
+from harness.audio import corpus, survey
 
 HIGHER_IS_WORSE = None  # direction comes from the threshold: "max" bound = higher is worse
 
 
 def measure(split):
     rows = {}  # (variant, metric) -> list of values
-    limits = check.thresholds()
-    for clip in corpus.clips(split):
-        x, sr = clip.audio, clip.sr
-        variants = {"clean": x, **{f"benign:{k}": f(x, sr) for k, f in faults.BENIGN.items()},
-                    **{k: faults.apply(k, x, sr) for k in faults.FAULTS}}
-        for name, y in variants.items():
-            report = check.check_audio(y, sr, reference=x, limits=limits)
-            for c in report.checks:
-                rows.setdefault((name, c.name), []).append((clip.name, c.value))
+    for (clip, name), report in survey.survey(corpus.clips(split)).items():
+        for c in report.checks:
+            rows.setdefault((name, c.name), []).append((clip, c.value))
     return rows
 
 

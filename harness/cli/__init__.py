@@ -23,7 +23,8 @@ from harness.errors import BadInput, CheckFailed, Terminated, one_line
 # Commands that run the model long enough for the BLAS to matter.
 PRELOAD_COMMANDS = {"generate", "bench", "gate", "mutants", "compare", "port"}
 
-# Modules that define `register(subparsers)`; each subcommand's function returns an exit code.
+# Modules that define `register(subparsers)` for the subcommand of their name; each subcommand's
+# function returns an exit code.
 COMMAND_MODULES = [
     "harness.cli.synth",     # synth
     "harness.cli.inspect",   # inspect
@@ -73,15 +74,24 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command line, only its subcommand's module is imported (a CLI
+    process then pays for what it runs, not for scipy and the model: the suites start
+    hundreds of them). Without a known subcommand (--help, a typo) every one is."""
     from harness import __version__
 
     parser = _Parser(prog="sao-harness", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sao-harness {__version__}",
                         help="print the harness version and exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMAND_MODULES:  # every area ships in every build: a missing one is a bug
-        importlib.import_module(name).register(sub)
+    first = argv[0] if argv else None
+    modules = COMMAND_MODULES
+    if first == "--version":
+        modules = []
+    elif f"harness.cli.{first}" in COMMAND_MODULES:
+        modules = [f"harness.cli.{first}"]
+    for name in modules:
+        importlib.import_module(name).register(sub)  # every area ships: a missing one is a bug
     return parser
 
 
@@ -121,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     raw, debug = _split_debug(raw)
     try:
-        args = build_parser().parse_args(raw)
+        args = build_parser(raw).parse_args(raw)
     except UsageError as e:
         end = raw.index("--") if "--" in raw else len(raw)
         if "--json" in raw[:end]:

@@ -376,7 +376,7 @@ class Gate:
             self.probe = drift.make_probe(cfg, spiece, self.opts.frames or drift.default_frames(cfg))
 
     def audio(self, st: Stage) -> None:
-        from harness.audio import check_audio, thresholds
+        from harness.audio.check import check_audio, thresholds
 
         same = self.opts.expect == "same"
         if same:

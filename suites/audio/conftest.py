@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from harness.audio import check, corpus, faults
+from harness.audio import corpus, survey
 
 
 def _require_packages(needs):
@@ -38,13 +38,4 @@ def test_clips():
 def reports(test_clips):
     """{(clip name, variant): Report} for every test clip: clean, benign variants and every
     fault at its nominal depth, each checked against the clean clip as reference."""
-    limits = check.thresholds()
-    out = {}
-    for clip in test_clips:
-        x, sr = clip.audio, clip.sr
-        ref = check.reference_signal(x, sr)
-        variants = {"clean": x, **{f"benign:{k}": f(x, sr) for k, f in faults.BENIGN.items()},
-                    **{k: faults.apply(k, x, sr) for k in faults.FAULTS}}
-        for name, y in variants.items():
-            out[clip.name, name] = check.check_audio(y, sr, reference=ref, limits=limits)
-    return out
+    return survey.survey(test_clips)

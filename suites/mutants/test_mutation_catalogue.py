@@ -128,11 +128,12 @@ def test_heard_table_lists_each_mutant_and_its_checks():
     assert rows[3] == "| m | yes | speed_ratio, seam_db | speed_ratio |"
 
 
-def test_trained_model_without_its_golden_is_bad_input(tmp_path):
-    from suites.cli_util import assert_one_line_error, run_cli
+def test_trained_model_without_its_golden_is_bad_input(tmp_path, monkeypatch):
+    """A golden store without the trained model's case: exit 2 naming it, before any mutant
+    runs (the committed store has it: suites/mutants/test_trained_heard.py runs it)."""
+    from suites.cli_util import assert_no_verdict, assert_one_line_error, run_cli
 
+    monkeypatch.setenv("SAO_GOLDEN_DIR", str(tmp_path))
     r = run_cli("mutants", "run", "--config", "tiny-trained", "--only", "lr-swapped")
-    if r.code == 0:  # the trained checkpoint and its golden are committed: it runs
-        assert "lr-swapped: caught" in r.out
-    else:
-        assert_one_line_error(r, "tiny-trained")
+    assert_one_line_error(r, str(tmp_path / "tiny-trained-torch"), "golden case missing")
+    assert_no_verdict(r.out)
