@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pyloudnorm
-from scipy import linalg, ndimage, signal
+from scipy import ndimage, signal
 
 LATENT_RATE = 44100 / 2048  # latent frames per second: the decoder upsamples by 2048
 STRIDE_PERIODS = {"21hz": 2048, "172hz": 256, "1378hz": 32, "5512hz": 8}  # cumulative strides
