@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pyloudnorm
+from scipy import fft as sp_fft
 from scipy import ndimage, signal
 
 LATENT_RATE = 44100 / 2048  # latent frames per second: the decoder upsamples by 2048
@@ -53,6 +54,38 @@ class Signal:
 
 def _sig(x, sr=44100) -> Signal:
     return x if isinstance(x, Signal) else Signal(x, sr)
+
+
+# ---- short-time spectra (scipy.signal's stft/welch conventions, framed with one rfft call:
+# ~4x faster than scipy's general helper, equal to float rounding) ---------------------------
+
+def _frames(x, n: int, hop: int, centred: bool) -> np.ndarray:
+    """(frames, n) views of a 1-D signal every `hop`: `centred` pads n/2 zeros at both ends
+    and zeros up to a whole last frame (scipy's boundary="zeros", padded=True); otherwise
+    only whole frames (boundary=None, padded=False)."""
+    x = np.asarray(x, np.float32)
+    if centred:
+        x = np.concatenate([np.zeros(n // 2, x.dtype), x, np.zeros(n // 2, x.dtype)])
+        count = -(-(len(x) - n) // hop) + 1
+        x = np.concatenate([x, np.zeros((count - 1) * hop + n - len(x), x.dtype)])
+    return np.lib.stride_tricks.sliding_window_view(x, n)[::hop]
+
+
+def stft_magnitude(x, n_fft: int, hop: int, centred: bool = True) -> np.ndarray:
+    """|STFT| (bins, frames) of a 1-D signal, Hann window, scaled like scipy.signal.stft."""
+    w = signal.get_window("hann", n_fft).astype(np.float32)
+    z = sp_fft.rfft(_frames(x, n_fft, hop, centred) * w, axis=1)
+    return (np.abs(z) / w.sum()).T
+
+
+def welch_psd(x, sr: int, nperseg: int):
+    """(frequencies, one-sided power spectral density): scipy.signal.welch with a Hann window,
+    half overlap and no detrending."""
+    w = signal.get_window("hann", nperseg).astype(np.float32)
+    z = sp_fft.rfft(_frames(x, nperseg, nperseg // 2, centred=False) * w, axis=1)
+    p = np.mean(np.abs(z) ** 2, axis=0) / (sr * float(np.sum(w.astype(np.float64) ** 2)))
+    p[1:-1 if nperseg % 2 == 0 else None] *= 2
+    return np.fft.rfftfreq(nperseg, 1 / sr), p
 
 
 # ---- basic health -------------------------------------------------------------------------
@@ -124,7 +157,7 @@ def band_limit_db(x, sr: int, f_lo=1500.0, f_hi=11000.0, width=1 / 3, gap=1 / 12
     bands whose shared edge lies in [f_lo, f_hi]. Music rolls off gradually (tens of dB per
     octave); a low-pass stage leaves a cliff. The range stops below 11 kHz so codec cut-offs
     (~16 kHz) do not count."""
-    f, p = signal.welch(_mid(x).astype(np.float32), fs=sr, nperseg=4096, detrend=False)
+    f, p = welch_psd(_mid(x), sr, 4096)
     level = 10 * np.log10(p + p.max() * 1e-15 + _TINY)
     csum = np.concatenate([[0.0], np.cumsum(level)])
     edges = f_lo * 2 ** np.arange(0, np.log2(f_hi / f_lo) + 1e-9, 1 / 48)
@@ -143,9 +176,8 @@ def band_limit_db(x, sr: int, f_lo=1500.0, f_hi=11000.0, width=1 / 3, gap=1 / 12
 
 def _band_log_envelopes(x, sr, hop=128, n_bands=16):
     """Log energy of n_bands log-spaced bands (80 Hz - 16 kHz) every `hop` samples."""
-    f, _, z = signal.stft(_mid(x).astype(np.float32), fs=sr, nperseg=512, noverlap=512 - hop,
-                          boundary=None, padded=False)
-    power = np.abs(z) ** 2
+    power = stft_magnitude(_mid(x), 512, hop, centred=False) ** 2
+    f = np.fft.rfftfreq(512, 1 / sr)
     edges = np.geomspace(80, 16000, n_bands + 1)
     idx = np.searchsorted(f, edges)
     energy = np.add.reduceat(power, idx[:-1], axis=0)[: n_bands]
@@ -310,7 +342,7 @@ def _log_spectrum_octaves(x, sr, per_octave=96):
 
 
 def _detrended_log_spectrum(x, sr, per_octave, f_lo=100.0, f_hi=12000.0):
-    f, p = signal.welch(_mid(x).astype(np.float32), fs=sr, nperseg=8192, detrend=False)
+    f, p = welch_psd(_mid(x), sr, 8192)
     grid = f_lo * 2 ** np.arange(0, np.log2(f_hi / f_lo), 1 / per_octave)
     level = np.interp(grid, f, 10 * np.log10(p + p.max() * 1e-12 + _TINY))
     return level - ndimage.uniform_filter1d(level, per_octave, mode="nearest")  # drop the tilt
@@ -363,8 +395,7 @@ def _stft_mag(x, sr, n_fft, hop=None):
     s = _sig(x, sr)
 
     def compute():
-        mid = _mid(s.x).astype(np.float32)
-        return np.abs(signal.stft(mid, fs=sr, nperseg=n_fft, noverlap=n_fft - hop)[2])
+        return stft_magnitude(_mid(s.x), n_fft, hop)
     return s.get(("stft", n_fft, hop), compute)
 
 

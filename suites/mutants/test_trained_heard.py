@@ -1,4 +1,4 @@
-"""The catalogue on the trained tiny model (nightly: ~2 min): its clips are closer to music,
+"""The catalogue on the trained tiny model (nightly: ~3 min): its clips are closer to music,
 so more absolute audio checks hold on the unmutated clip and can hear mutants on their own.
 The heard-by table before/after is tools/train_tiny/README.md.
 
@@ -42,6 +42,19 @@ def test_trained_model_hears_decoder_bugs_with_absolute_checks(bench):
     by = {o.name: o for o in mutants}
     for name, check in HEARD.items():
         assert check in by[name].heard_by, by[name].to_dict()
+
+
+# mutant -> the trained golden case that alone localizes it: the pingpong case at cfg 1 and 8
+# frames never runs euler, CFG or RoPE past position 33.
+PATHS = {"euler-dt-sign": "tiny-trained-torch-euler", "cfg-halves-swapped": "tiny-trained-torch-cfg",
+         "rope-positions-clamped": "tiny-trained-torch-long"}
+
+
+@pytest.mark.nightly
+def test_trained_cases_localize_the_sampler_path_and_long_input_mutants(bench):
+    _, *outcomes = run_catalogue(list(PATHS), bench)
+    for o in outcomes:
+        assert o.localized and o.case == PATHS[o.name], o.to_dict()
 
 
 @pytest.mark.nightly
