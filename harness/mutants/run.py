@@ -44,10 +44,14 @@ CASE = "tiny-torch"
 # Golden cases every mutant is compared with, in this order (CASE required, others if stored).
 CASES = (CASE, "tiny-torch-euler", "tiny-torch-cfg", "tiny-torch-long")
 AUDIO_SEED = 1
+# The trained tiny model's cases: pingpong with every intermediate, its euler and CFG paths
+# (boundaries and the DiT's intermediates at the first step) and 64 frames.
+TRAINED_CASES = ("tiny-trained-torch", "tiny-trained-torch-euler", "tiny-trained-torch-cfg",
+                 "tiny-trained-torch-long")
 # model -> (golden case, latent frames of the clip the audio checks hear). The trained tiny
 # model's clip is 160 frames (7.4 s): long enough for the flicker spectrum to resolve 21.5 Hz
 # from its neighbours and to cross a 128-frame decode chunk.
-MODELS = {"tiny": (CASE, None), "tiny-trained": ("tiny-trained-torch", 160)}
+MODELS = {"tiny": (CASE, None), "tiny-trained": (TRAINED_CASES[0], 160)}
 MUSIC = ("noiz2sa", "stg0", 3.0)
 CONTROL = "unmutated"
 _TENSOR = re.compile(r"tensor (\S+?)[: ]")
@@ -102,7 +106,7 @@ class Bench:
         """checkpoint: the one the goldens were recorded from (default for `tiny`: the seeded
         one written afresh, so a stale user cache cannot be picked up; for `tiny-trained`: the
         committed trained weights); cases: the golden cases to compare with (the model's own
-        case is always among them; the euler/CFG/long cases exist for `tiny` only)."""
+        case is always among them; `tiny-trained` compares with every stored TRAINED_CASES)."""
         from harness.compare.divergence import verify_weights
         from harness.golden.store import DEFAULT_ROOT, load_golden
         from harness.weights.load import load_model
@@ -122,7 +126,8 @@ class Bench:
                 if model == "tiny" else trained_checkpoint()
         self.model, self.ckpt = load_model(checkpoint)
         primary = CASE if model == "tiny" else case
-        wanted = (primary,) + (tuple(c for c in cases if c != CASE) if model == "tiny" else ())
+        wanted = (primary,) + tuple(c for c in cases if c != CASE) if model == "tiny" \
+            else TRAINED_CASES
         self.goldens = {c: load_golden(c, root) for c in wanted if (root / c).is_dir()}
         for g in self.goldens.values():
             verify_weights(g, self.ckpt)

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.nightly
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL_BUDGET_MB = 60  # the tiny goldens are ~39 MB of it, zipped
 TINY = {"tiny-torch", "tiny-torch-long", "tiny-torch-cfg", "tiny-torch-euler", "tiny-litert",
-        "tiny-trained-torch"}
+        "tiny-trained-torch", "tiny-trained-torch-euler", "tiny-trained-torch-cfg",
+        "tiny-trained-torch-long"}
 
 
 def _copy_tree(dst: Path) -> Path:

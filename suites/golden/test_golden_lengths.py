@@ -13,9 +13,10 @@ LONG = "tiny-torch-long"
 SHORT_FRAMES = 32
 # The tiny cases' share of the golden budget (bytes on disk; the whole store's limit is in
 # test_budget.py). Tiny goldens hold every intermediate at every sampler step; a new case
-# that needs more must say why here. 52 MB held the synthetic-weight cases; +10 MB for
-# tiny-trained-torch (9.4 MB), the trained weights' own golden from the official code, which the
-# audio-level mutant checks on music-like clips are measured against (issue 15).
+# that needs more must say why here. 52 MB held the synthetic-weight cases; +10 MB for the
+# trained weights' own goldens from the official code, which the audio-level mutant checks on
+# music-like clips are measured against (issue 15): tiny-trained-torch (9.9 MB), its euler and
+# CFG paths (0.9, 1.2 MB) and 64 frames (2.2 MB; tiny goldens 61.6 MB in all).
 TINY_BUDGET = 62 * 2**20
 
 

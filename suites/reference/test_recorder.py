@@ -159,8 +159,21 @@ def test_euler_steps(tiny_reference):
     assert not any(n.endswith(".denoised") for n in t)
 
 
-def test_committed_golden_re_records(tmp_path):
-    """golden/tiny-torch is what the official code computes today from synth tiny seed 0.
+def _source(case: str) -> list[str]:
+    """The recorder's weights argument a committed case was recorded from."""
+    if case.startswith("tiny-trained-"):
+        from harness.weights.trained import trained_checkpoint
+
+        return ["--weights", str(trained_checkpoint())]
+    return ["--synth", "tiny:0"]
+
+
+# tiny-torch: synth tiny seed 0; the tiny-trained cases: the committed trained weights, on each
+# sampler path and length they were recorded for (pingpong, euler, CFG, 64 frames).
+@pytest.mark.parametrize("case", ["tiny-torch", "tiny-trained-torch", "tiny-trained-torch-euler",
+                                  "tiny-trained-torch-cfg", "tiny-trained-torch-long"])
+def test_committed_golden_re_records(case, tmp_path):
+    """A committed tiny golden is what the official code computes today from its weights.
 
     Inputs (token ids, masks, seeded noise) must come back bit for bit: numpy makes them. Model
     outputs are compared within the golden's own tolerance policy, never bit for bit: the
@@ -176,12 +189,14 @@ def test_committed_golden_re_records(tmp_path):
     from harness.golden.tolerances import policy_for
     from harness.reference import clean_env
 
-    committed = load_golden("tiny-torch")
+    committed = load_golden(case)
     s = committed.manifest["settings"]
-    cmd = [sys.executable, "-m", "harness.reference.record", "--synth", "tiny:0", "--case", "re",
+    cmd = [sys.executable, "-m", "harness.reference.record", *_source(case), "--case", "re",
            "--golden-dir", str(tmp_path), "--frames", str(s["frames"]), "--steps", str(s["steps"]),
            "--seed", str(s["seed"]), "--lengths", ",".join(map(str, s["prompt_lengths"])),
-           "--seconds", ",".join(map(str, s["seconds_total"]))]
+           "--seconds", ",".join(map(str, s["seconds_total"])), "--sampler", s["sampler"],
+           "--cfg-scale", str(s["cfg_scale"]), "--detail", s["detail"],
+           "--dit-steps", str(s["dit_intermediates_steps"])]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(os.environ))
     assert proc.returncode == 0, proc.stderr[-2000:]
     again = load_golden("re", tmp_path)
