@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Benchmarks against golden/benchmarks/<machine class>/. A class with a baseline and its
-# threshold.json is compared (exit 1 on a regression). A class without them is bootstrapped:
-# the baseline is recorded and the run-to-run noise measured (threshold.json), both copied to
-# $SAO_CI_REPORTS/benchmarks/<class>/ (the artifact) with a warning; commit that directory to
-# golden/benchmarks/ and the next run compares. Presets: $SAO_CI_BENCH_PRESETS (default tiny).
+# Benchmarks: the A/B gate against a reference revision (ci/bench-ab.sh; the nightly's is
+# the last commit before $SAO_CI_AB_SINCE), then against golden/benchmarks/<machine class>/.
+# A class with a baseline and its threshold.json is compared (exit 1 on a regression). A
+# class without them is bootstrapped: the baseline is recorded and the run-to-run noise
+# measured (threshold.json), both copied to $SAO_CI_REPORTS/benchmarks/<class>/ (the artifact)
+# with a warning; commit that directory to golden/benchmarks/ and the next run compares.
+# Presets: $SAO_CI_BENCH_PRESETS (default tiny).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=ci/lib.sh
@@ -12,6 +14,7 @@ cd "$(dirname "$0")/.."
 cls=$(python -m harness.bench.machine)
 dir="golden/benchmarks/$cls"
 status=0
+bash ci/bench-ab.sh || status=1
 for preset in ${SAO_CI_BENCH_PRESETS:-tiny}; do
   if [ -f "$dir/$preset.json" ] && [ -f "$dir/threshold.json" ]; then
     sao-harness bench compare --config "$preset" || status=1

@@ -37,21 +37,22 @@ def stride_comb(x, sr, level_db, period=2048, seed=0):
     return (x + tiled).astype(np.float32)
 
 
-def seams(x, sr, period, jump_db=0.0, hop=1021):
-    """'Stitched without overlap': the clip cut every `period` samples and each piece played
-    from elsewhere in the music (piece k from k * hop samples on), as independently decoded
-    chunks whose waveforms do not continue each other. Each cut is moved up to 63 samples
-    until the waveform jumps by at least `jump_db` re the RMS around it (a splice that lands
-    on an equal value by chance is no seam)."""
+def seams(x, sr, period=None, jump_db=0.0, hop=1021, at=None):
+    """'Stitched without overlap': the clip cut every `period` samples (or at the sample
+    positions `at`) and each piece played from elsewhere in the music (piece k from k * hop
+    samples on), as independently decoded chunks whose waveforms do not continue each other.
+    Each cut is moved up to 63 samples until the waveform jumps by at least `jump_db` re the
+    RMS around it (a splice that lands on an equal value by chance is no seam)."""
     n = x.shape[-1]
+    cuts = list(range(period, n, period) if at is None else at)
     y = x.copy()
-    for k, s in enumerate(range(period, n, period)):
+    for k, (s, end) in enumerate(zip(cuts, cuts[1:] + [n])):
         rms = np.sqrt(np.mean(x[:, max(s - 1024, 0): s + 1024].astype(np.float64) ** 2))
         want = rms * 10 ** (jump_db / 20)
         jumps = [np.abs(y[:, s - 1] - x[:, (s + (k + 1) * hop + j) % n]).max() for j in range(64)]
         j = next((j for j, d in enumerate(jumps) if d >= want), int(np.argmax(jumps)))
-        src = (np.arange(s, min(s + period, n)) + (k + 1) * hop + j) % n
-        y[:, s:s + len(src)] = x[:, src]
+        src = (np.arange(s, end) + (k + 1) * hop + j) % n
+        y[:, s:end] = x[:, src]
     return y
 
 

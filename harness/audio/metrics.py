@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pyloudnorm
 from scipy import fft as sp_fft
-from scipy import linalg, ndimage, signal
+from scipy import ndimage, signal
 
 LATENT_RATE = 44100 / 2048  # latent frames per second: the decoder upsamples by 2048
 STRIDE_PERIODS = {"21hz": 2048, "172hz": 256, "1378hz": 32, "5512hz": 8}  # cumulative strides
@@ -255,48 +255,81 @@ def comb_db(x, period: int) -> float:
 
 # ---- seams (a decode stitched from chunks without overlap) -----------------------------------
 
-def lpc_residual(x, order=16, block=4096) -> np.ndarray:
+def _levinson(r, order) -> np.ndarray:
+    """Predictor polynomials [1, a1..a_order] from autocorrelations r (B, order+1), all rows at
+    once (Levinson-Durbin; one scipy solve per row costs more than the filtering)."""
+    a = np.zeros((len(r), order + 1))
+    a[:, 0] = 1.0
+    err = r[:, 0].copy()
+    for i in range(1, order + 1):
+        k = -np.einsum("bj,bj->b", a[:, :i], r[:, i:0:-1]) / err
+        a[:, 1: i + 1] += k[:, None] * a[:, i - 1:: -1][:, :i]
+        err *= 1 - k * k
+    return a
+
+
+def lpc_residual(x, order=16, block=4096, diff=0) -> np.ndarray:
     """Prediction error of a (N,) signal under an order-`order` linear predictor fitted per
     `block` samples (autocorrelation method): music's own spectrum whitened away, what no
-    predictor foresees (a waveform that jumps) left. All blocks at once (vectorized)."""
+    predictor foresees (a waveform that jumps) left. `diff`: its diff-th difference instead,
+    folded into the filter."""
     n = len(x)
     nb = -(-n // block)
     x = np.concatenate([np.asarray(x, np.float64), np.zeros(nb * block - n)])  # last block padded
-    xp = np.concatenate([np.zeros(order), x])
-    lags = np.lib.stride_tricks.sliding_window_view(xp, order + 1)[:, ::-1]  # x[n], x[n-1]...
-    lags = lags[: nb * block].reshape(nb, block, order + 1)
-    blocks = x[: nb * block].reshape(nb, block)
+    blocks = x.reshape(nb, block)
     ac = np.stack([np.einsum("bn,bn->b", blocks[:, : block - k], blocks[:, k:])
                    for k in range(order + 1)], axis=1)
     ac[:, 0] = ac[:, 0] * (1 + 1e-5) + _TINY  # white-noise floor: silence and tones stay solvable
-    a = np.stack([linalg.solve_toeplitz(r[:order], -r[1:]) for r in ac])
-    out = np.einsum("bnk,bk->bn", lags, np.concatenate([np.ones((nb, 1)), a], axis=1))
-    return out.reshape(-1)[:n]
+    a = _levinson(ac, order)
+    for _ in range(diff):
+        a = np.pad(a, [(0, 0), (0, 1)]) - np.pad(a, [(0, 0), (1, 0)])
+    taps = a.shape[1] - 1
+    xp = np.concatenate([np.zeros(taps), x])  # each block filtered with the history before it
+    out = [np.convolve(xp[i * block: (i + 1) * block + taps], a[i], "valid") for i in range(nb)]
+    return np.concatenate(out)[:n]
 
 
-def seam_scores(x, order=16, block=4096, sub=64, ctx=16, width=2, diff=2) -> np.ndarray:
-    """Per sample: energy of the prediction error's `diff`-th difference (a jump is broadband,
-    music's own unpredicted attacks are smooth) over `width` samples, both channels, divided by
-    its mean over the `ctx` 64-sample blocks before, or after, whichever is louder. A note
-    onset is loud after, so it divides by its own level; a seam inside steady music is a lone
-    spike on both sides."""
-    e2 = sum(np.diff(lpc_residual(c, order, block), n=diff, prepend=np.zeros(diff)) ** 2
-             for c in np.atleast_2d(x))
-    m = len(e2) // sub * sub
-    blocks = e2[:m].reshape(-1, sub).mean(axis=1)
-    mean = np.pad(ndimage.uniform_filter1d(blocks, size=ctx, mode="nearest"), ctx + 1, mode="edge")
+def _side_level(blocks, ctx=16) -> np.ndarray:
+    """Per block: the level just before it or just after it, whichever is louder. Each side is
+    the median of `ctx` block means (the block itself excluded): a lone loud block (a drum hit
+    a few ms from a seam) does not mask it, a note onset's loud side does."""
+    med = np.pad(ndimage.median_filter(blocks, size=ctx, mode="nearest"), ctx + 1, mode="edge")
     i = np.arange(len(blocks)) + ctx + 1
-    side = np.maximum(mean[i - ctx + ctx // 2], mean[i + 1 + ctx // 2])  # before / after
-    ref = np.repeat(side, sub)
-    ref = np.concatenate([ref, np.full(len(e2) - m, ref[-1] if m else 0.0)])
-    return ndimage.uniform_filter1d(e2, width) / (ref + e2.mean() * 1e-4 + _TINY)
+    return np.maximum(med[i - ctx + ctx // 2], med[i + 1 + ctx // 2])
+
+
+def seam_scores(x, order=16, block=4096, sub=64, floor_db=-30.0) -> np.ndarray:
+    """Per sample: energy of the prediction error's 2nd difference (a jump is broadband,
+    music's own unpredicted attacks are smooth) over 2 samples, over the local level of that
+    energy (_side_level of 64-sample blocks), per channel; the channels' geometric mean. A seam
+    breaks every channel at the same sample; a hi-hat in one channel does not. The level is
+    floored at `floor_db` re the local signal power, so a click far below the music (a
+    fluidsynth voice starting in a quiet passage) is no seam. The first and last block are
+    left out: the clip's own ends are predicted from nothing. (C, N) in, (N,) out."""
+    x = np.atleast_2d(x)
+    n = x.shape[-1]
+    nb = -(-n // sub)
+    score = np.ones(nb * sub)
+    for c in x:
+        e2 = np.zeros(nb * sub)
+        e2[:n] = np.square(lpc_residual(c, order, block, diff=2))
+        e2[1:] += e2[:-1]  # 2 samples: a seam's step and slope break straddle it
+        p2 = np.zeros(nb * sub)
+        p2[:n] = np.square(c, dtype=np.float64)
+        level = np.maximum(_side_level(e2.reshape(nb, sub).mean(axis=1)),
+                           _side_level(p2.reshape(nb, sub).mean(axis=1)) * 10 ** (floor_db / 10))
+        score *= (e2.reshape(nb, sub) / (level[:, None] + e2.mean() * 1e-4 + _TINY)).ravel()
+    score = score[:n] ** (1 / len(x))
+    score[:sub] = score[max(n - sub, 0):] = 0
+    return score
 
 
 def seam_db(x) -> float:
     """Most prominent waveform discontinuity anywhere in the clip, dB over the local prediction
-    error (see seam_scores). Position-free, so seams are found at any chunk period; a lone one
-    only where its jump stands well above the music's own prediction error (thresholds.toml).
-    A decode stitched without overlap leaves one at every chunk boundary."""
+    error, both channels at once (see seam_scores). Position-free, so seams are found at any
+    chunk period; a lone one only where its jump stands well above the music's own prediction
+    error (thresholds.toml). A decode stitched without overlap leaves one at every chunk
+    boundary."""
     s = _sig(x)
     return s.get("seam_db", lambda: _db(seam_scores(s.x).max()))
 

@@ -5,16 +5,21 @@ day; on a shared 2-core VM the host's speed moves by 20-110% between runs, so it
 are 50-300%. Here both builds run now, on the same checkpoint and inputs, each in its own
 worker process (`ab_worker.py`, which imports the build it is given), and their rounds
 alternate: candidate, reference, reference, candidate, ... (ABBA, so neither side always runs
-first). Each pair gives a ratio candidate / reference CPU time; a stage's value is the median
-of its ratios: a phase of the host that lasts longer than one pair slows both sides and
-cancels, one that hits a single round moves one ratio, which the median ignores.
+first; rotated every two pairs, so with more workers each gets as many back-to-back rounds),
+all workers on one CPU (`_one_cpu`). Each pair gives a ratio candidate / reference CPU time;
+a stage's value is the median of its ratios: a phase of the host that lasts longer than one
+pair slows both sides and cancels, one that hits a single round moves one ratio, which the
+median ignores.
 
 Rounds follow the stage's cost (more where cheap): `pairs` = ROUND_BUDGET_S / the stage's
-time, within PAIRS_MIN..PAIRS_MAX, after two warm-up rounds per side (one above a second). The threshold of each stage comes from its noise
-model (`noise`: unmodified candidate against the same code as reference, K runs; N = MARGIN x
-the largest |median ratio - 1| seen, rounded up to a tier, never below FLOOR_PERCENT), stored in
+time, within PAIRS_MIN..PAIRS_MAX, after two warm-up rounds per side (one above a second).
+PAIRS_MIN is what the slowest stage needs: with 9 pairs of the ~1 s `generate` the median
+read an injected 30% as 17% (1 run in 10); the median of 25 pairs has 0.6x that spread.
+The threshold of each stage comes from its noise model (unmodified candidate against the
+same code as reference, K runs; N = MARGIN x the largest |median ratio - 1| seen, rounded up
+to a tier, never below FLOOR_PERCENT), stored in
 golden/benchmarks/<machine class>/ab_threshold.json. The evidence (a slowdown of 30% injected
-into one stage at a time is caught; 10 unmodified runs pass) is tools/bench_gate_evidence.py.
+into one stage at a time is caught; 10 unmodified runs pass) is tools/bench_gate/evidence.py.
 
 What it does not see: a slowdown that both builds share (an MLX or BLAS upgrade in the
 environment) and slow creep below N per change; the stored-baseline gate is there for those.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -40,10 +46,20 @@ from harness.errors import BadInput
 
 WORKER = Path(__file__).with_name("ab_worker.py")
 ROUND_BUDGET_S = 1.5      # CPU seconds of timed rounds per stage and side, about
-PAIRS_MIN, PAIRS_MAX = 9, 201
+PAIRS_MIN, PAIRS_MAX = 25, 201
 MARGIN = 2.0
 FLOOR_PERCENT = 15        # half the 30% slowdown the gate must catch
 THRESHOLD_FILE = "ab_threshold.json"
+
+
+def _one_cpu() -> None:
+    """Run in each worker before exec: every worker on the same CPU, so all sides share its
+    neighbours. Unpinned, a worker placed beside a busy neighbour kept reading 8-16% slower
+    than an identical one for a whole stage (MLX hands each op to its stream thread and back,
+    which costs CPU time when the two threads wait on each other across contended cores);
+    pinned, 1.5-1.9% at the same load (3+3 sessions, load average 5-6). The rounds never
+    overlap, so one CPU costs no time. Linux only: macOS has no CPU affinity."""
+    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
 
 
 class Worker:
@@ -53,7 +69,8 @@ class Worker:
         specs = [f"{k}={v}" for k, v in (slowdown or {}).items()]
         self.proc = subprocess.Popen(
             [sys.executable, str(WORKER), str(root), str(checkpoint), ",".join(stages), *specs],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=gate_env(), cwd=root)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=gate_env(), cwd=root,
+            preexec_fn=_one_cpu if hasattr(os, "sched_setaffinity") else None)
         if self.proc.stdout.readline().strip() != "ready":
             raise RuntimeError(f"A/B worker for {root} did not start (exit {self.proc.wait()})")
 
@@ -114,9 +131,13 @@ def run_ab(reference: Worker, candidates: dict[str, Worker], stages=STAGES,
         n = pairs_for(min(first))
         res = StageResult(stage, {c: [] for c in candidates})
         for i in range(n):
-            order = list(range(len(workers)))
+            # ABBA (no side always first), rotated every two pairs: with three workers
+            # (tools/bench_gate/evidence.py) plain ABC CBA gave two of them back-to-back
+            # rounds and never the middle one, which then read ~5% slow.
+            k = (i // 2) % len(workers)
+            order = list(range(k, len(workers))) + list(range(k))
             if i % 2:
-                order.reverse()                     # ABBA: no side is always first
+                order.reverse()
             t = {k: workers[k].time(stage) for k in order}
             for k in range(1, len(workers)):
                 res.ratios[names[k]].append(t[k] / t[0])
@@ -176,7 +197,8 @@ def compare(reference: str, stages=STAGES, cls: str | None = None, log=print) ->
         rec = session(REPO, ref, default_checkpoint("tiny"), stages, log=log)
     ratios = rec["median_ratio"]["candidate"]
     slower = [s for s in stages if ratios[s] - 1 > limits.get(s, FLOOR_PERCENT) / 100]
-    log(f"A/B gate vs {reference} (load {rec['load_average_before']}): " +
+    log(f"A/B gate vs {reference} (load {rec['load_average_before']}, "
+        f"{rec['seconds']:.0f} s): " +
         ("pass" if not slower else "FAIL: " + ", ".join(
             f"{s} x{ratios[s]:.2f} > +{limits.get(s, FLOOR_PERCENT)}%" for s in slower)))
     return 1 if slower else 0

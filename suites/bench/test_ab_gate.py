@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections import Counter
 
 import pytest
 
@@ -43,6 +44,38 @@ def test_threshold_floor_and_margin():
     assert ab.tier(0.0) == ab.FLOOR_PERCENT == 15
     assert ab.tier(0.08) == 20    # 2 x 8% = 16% -> next tier
     assert ab.pairs_for(1e-4) == ab.PAIRS_MAX and ab.pairs_for(100.0) == ab.PAIRS_MIN
+    assert ab.PAIRS_MIN >= 25     # 9 pairs of the 1 s generate once read 30% as 17%
+
+
+class Recorder:
+    """A worker whose every round takes `cpu` seconds; it logs which worker ran when."""
+
+    def __init__(self, name: str, cpu: float, log: list):
+        self.name, self.cpu, self.log = name, cpu, log
+
+    def time(self, stage: str) -> float:
+        self.log.append(self.name)
+        return self.cpu
+
+
+@pytest.mark.parametrize("n_candidates", [1, 2])
+def test_rounds_alternate_fairly(n_candidates):
+    """Each worker runs first in a pair as often as the others, and gets as many back-to-back
+    rounds (warm caches): with three workers, plain ABC CBA gave the middle one none."""
+    log: list[str] = []
+    ref = Recorder("ref", 1.0, log)
+    cands = {f"c{k}": Recorder(f"c{k}", 1.3 + k, log) for k in range(n_candidates)}
+    res = ab.run_ab(ref, cands, stages=("generate",))["generate"]
+    assert all(res.median(f"c{k}") == pytest.approx(1.3 + k) for k in range(n_candidates))
+    workers = n_candidates + 1
+    timed = log[workers:]                       # one warm-up round each: rounds of 1 s
+    assert len(timed) == ab.PAIRS_MIN * workers
+    period = 2 * workers                        # pairs after which the rotation repeats
+    whole = timed[:(ab.PAIRS_MIN // period) * period * workers]
+    firsts = Counter(whole[::workers])
+    repeats = Counter(a for a, b in zip(whole, whole[1:]) if a == b)
+    names = ["ref", *cands]
+    assert len({firsts[n] for n in names}) == 1 and len({repeats[n] for n in names}) == 1
 
 
 def test_missing_thresholds_are_bad_input(tmp_path, monkeypatch):

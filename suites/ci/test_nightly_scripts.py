@@ -90,3 +90,44 @@ def test_benchmark_bootstrap_record_commit_compare(tmp_path):
     out = second.stdout + second.stderr
     assert second.returncode in (0, 1) and "benchmark gate vs" in out, out[-4000:]
     assert "::warning::" not in out and "missing" not in out
+
+
+def _clone(src: Path, dst: Path, *flags: str, env: dict | None = None) -> Path:
+    subprocess.run(["git", "clone", "-q", *flags, f"file://{src}", str(dst)], check=True,
+                   timeout=600)
+    for f in ("ci", "harness"):  # this tree's, uncommitted or not
+        subprocess.run(["cp", "-R", str(ROOT / f), str((dst / f).parent)], check=True)
+    return dst
+
+
+@pytest.mark.nightly
+def test_ab_gate_skips_with_its_reason_in_a_shallow_clone(tmp_path):
+    """.ci/run and the nightly run ci/bench-ab.sh: in a clone without the reference revision
+    it says so and passes the turn to the stored-baseline gate, never a verdict."""
+    clone = _clone(ROOT, tmp_path / "shallow", "--depth", "1")
+    proc = _bash("ci/bench-ab.sh", _env(tmp_path, PYTHONPATH=str(clone)), cwd=clone)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("A/B benchmark gate skipped: revision HEAD~1 is not in this clone's history"
+            in proc.stdout), proc.stdout
+    since = _bash("ci/bench-ab.sh", _env(tmp_path, PYTHONPATH=str(clone),
+                                         SAO_CI_AB_SINCE="1970-01-02"), cwd=clone)
+    assert since.returncode == 0 and "no commit before 1970-01-02" in since.stdout, since.stdout
+
+
+@pytest.mark.nightly
+def test_ab_gate_runs_against_the_parent(tmp_path):
+    """In a full clone whose HEAD is main's, ci/bench-ab.sh gates HEAD against its parent with
+    the real A/B gate (a verdict, exit 0 or 1, and the line naming the reference)."""
+    clone = _clone(ROOT, tmp_path / "full")
+    git = lambda *a: subprocess.run(["git", "-C", str(clone), *a], check=True,
+                                    capture_output=True, text=True).stdout.strip()
+    git("-c", "user.name=ci", "-c", "user.email=ci@example.invalid", "commit", "-q",
+        "--allow-empty", "-m", "a change to gate")
+    git("update-ref", "refs/remotes/origin/main", "HEAD")  # CI on main: merge-base is HEAD
+    parent = git("rev-parse", "HEAD~1")
+    proc = _bash("ci/bench-ab.sh", _env(tmp_path, PYTHONPATH=str(clone)), cwd=clone,
+                 timeout=1800)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode in (0, 1), out[-4000:]
+    assert f"A/B benchmark gate: HEAD against HEAD~1 ({parent})" in out, out[-4000:]
+    assert f"A/B gate vs {parent}" in out, out[-4000:]

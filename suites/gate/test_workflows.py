@@ -155,6 +155,12 @@ def test_nightly_runs_every_marker():
     assert reference and _selects(reference.group(1).strip('"'), {"reference"})
     benches = [a for a in all_commands(doc, "sao-harness") if a[:1] == ["bench"]]
     assert any(a[1:2] == ["compare"] for a in benches)
+    # The A/B gate (ci/bench-ab.sh) builds yesterday's commit: the checkout has the history.
+    assert any(a[1:3] == ["ab", "--reference"] for a in benches)
+    assert doc["env"]["SAO_CI_AB_SINCE"]
+    checkout = next(s for s in doc["jobs"]["suites"]["steps"]
+                    if str(s.get("uses", "")).startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0
     uploads = [s for j in doc["jobs"].values() for s in j["steps"]
                if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     assert uploads and all(s.get("if") == "always()" for s in uploads)
