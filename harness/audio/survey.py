@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -38,9 +39,16 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _spawnable() -> bool:
+    """spawn re-runs the caller's main module in each worker: impossible when it was read from
+    stdin or typed (its __file__ is no file)."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main is None or os.path.isfile(main)
+
+
 def survey(clips, workers: int | None = None) -> dict[tuple[str, str], check.Report]:
     """{(clip name, variant): Report} for every clip (corpus.Clip objects)."""
-    workers = min(len(clips), workers or _cores())
+    workers = min(len(clips), workers or _cores()) if _spawnable() else 1
     if workers <= 1:
         per_clip = [check_variants(c.audio, c.sr) for c in clips]
     else:
