@@ -134,8 +134,8 @@ def run_ab(reference: Worker, candidates: dict[str, Worker], stages=STAGES,
             # ABBA (no side always first), rotated every two pairs: with three workers
             # (tools/bench_gate/evidence.py) plain ABC CBA gave two of them back-to-back
             # rounds and never the middle one, which then read ~5% slow.
-            k = (i // 2) % len(workers)
-            order = list(range(k, len(workers))) + list(range(k))
+            shift = (i // 2) % len(workers)
+            order = list(range(shift, len(workers))) + list(range(shift))
             if i % 2:
                 order.reverse()
             t = {k: workers[k].time(stage) for k in order}
