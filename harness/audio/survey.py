@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from harness.audio import check, faults
+from harness.host import usable_cores
 
 
 def variants(x: np.ndarray, sr: int) -> dict[str, np.ndarray]:
@@ -32,13 +33,6 @@ def check_variants(x: np.ndarray, sr: int) -> dict[str, check.Report]:
             for name, y in variants(x, sr).items()}
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
-
-
 def _spawnable() -> bool:
     """spawn re-runs the caller's main module in each worker: impossible when it was read from
     stdin or typed (its __file__ is no file)."""
@@ -48,7 +42,7 @@ def _spawnable() -> bool:
 
 def survey(clips, workers: int | None = None) -> dict[tuple[str, str], check.Report]:
     """{(clip name, variant): Report} for every clip (corpus.Clip objects)."""
-    workers = min(len(clips), workers or _cores()) if _spawnable() else 1
+    workers = min(len(clips), workers or usable_cores()) if _spawnable() else 1
     if workers <= 1:
         per_clip = [check_variants(c.audio, c.sr) for c in clips]
     else:
