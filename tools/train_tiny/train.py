@@ -206,6 +206,24 @@ def encode_means(ae, clips) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
+def fix_output_level(ae, clips, means, seconds=10.0) -> float:
+    """Scale the decoder's output conv (no bias, no tanh: the audio scales with it) so whole
+    training clips decode at their own power: crops see zero padding past their context, whole
+    clips do not, and the decoder played whole clips at another level than its crops (README).
+    Measured on the first `seconds` of each clip; returns the correction in dB."""
+    frames = int(seconds * SR) // 2048
+    ratios = []
+    for c, z in zip(clips, means):
+        y = ae.decoder(z[..., :frames]).numpy()[0]
+        x = c[:, :frames * 2048]
+        ratios.append(10 * np.log10(np.mean(y ** 2) / np.mean(x ** 2)))
+    db = float(np.mean(ratios))
+    out = [m for m in ae.decoder.modules() if hasattr(m, "weight_g")][-1]
+    out.weight_g /= 10 ** (db / 20)
+    return -db
+
+
+@torch.no_grad()
 def rescale_latents(ae, scale: float) -> None:
     """Latents / scale out of the encoder, x scale into the decoder: decode(encode(x)) is
     unchanged and the latents have unit std. weight_norm: w = g v/|v|, so scaling g scales w."""
@@ -305,6 +323,9 @@ def main() -> int:
     ap.add_argument("--latent-noise", type=float, default=None,
                     help="decode the posterior mean plus this much noise (x the means' std) "
                          "instead of the bottleneck's sample (default: the sample)")
+    ap.add_argument("--level-fix", action="store_true",
+                    help="after the VAE phase, scale the decoder's output so whole training "
+                         "clips decode at their own level")
     ap.add_argument("--context", type=int, default=0,
                     help="latent frames of music each side of the crop (default: %(default)s)")
     ap.add_argument("--wave-weight", type=float, default=1.0)
@@ -347,6 +368,9 @@ def main() -> int:
               comb_weight=args.comb_weight, flicker_weight=args.flicker_weight,
               level_weight=args.level_weight, budget_s=60 * args.vae_minutes)
     means = encode_means(ae, clips)
+    if args.level_fix:
+        print(f"decoder output level fixed by {fix_output_level(ae, clips, means):+.2f} dB",
+              flush=True)
     scale = float(torch.cat([m.flatten() for m in means]).std())
     rescale_latents(ae, scale)
     latents = [m / scale for m in means]
