@@ -1,5 +1,5 @@
 """Encode held-out real music with the trained encoder (official stable-audio-tools code):
-the latents `suites/audio/test_trained_decoder.py` decodes with the bundled MLX decoder.
+the latents `suites/model/test_tiny_trained_weights.py` decodes with the bundled MLX decoder.
 
 Runs in the reference environment, on corpus.py's `--set test` output:
 

@@ -43,7 +43,7 @@ def main() -> int:
         cols[key] = {c.name: c for c in check_audio(audio, 44100, reference=clip).checks}
     print(f"{'check':22s}", "  ".join(f"{k.split('__')[1]:>14s}" for k in cols))
     for row in ROWS:
-        print(f"{row:22s}", "  ".join(f"{c[row].value:13.2f}{' ' if c[row].passed else '*'}"
+        print(f"{row:22s}", "  ".join(f"{c[row].value:13.3f}{' ' if c[row].passed else '*'}"
                                       for c in cols.values()))
     return 0
 
