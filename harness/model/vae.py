@@ -265,17 +265,18 @@ def run_segment(segment: list, src: _Tiles, tile_elements: int) -> _Tiles:
     starts = list(range(0, n_out, tile))
     for i in range(0, len(starts), len(streams)):
         group = []
-        for stream, a in zip(streams, starts[i:i + len(streams)]):
-            b = min(a + tile, n_out)
-            lo, hi = input_span(segment, a, b)
-            lo, hi = max(lo, 0), min(hi, n_in)
-            with mx.stream(stream):
-                y = _run(segment, src.read(lo, hi))
-                # local output 0 is global lo * up (same-padded convs; conv-transposes put
-                # input t at t * s)
-                group.append(y[:, a - lo * up: b - lo * up])
-        with blas.threads(usable_cores() // len(group)):
-            mx.eval(*group)
+        with fastmath.keep_snake_inputs():
+            for stream, a in zip(streams, starts[i:i + len(streams)]):
+                b = min(a + tile, n_out)
+                lo, hi = input_span(segment, a, b)
+                lo, hi = max(lo, 0), min(hi, n_in)
+                with mx.stream(stream):
+                    y = _run(segment, src.read(lo, hi))
+                    # local output 0 is global lo * up (same-padded convs; conv-transposes
+                    # put input t at t * s)
+                    group.append(y[:, a - lo * up: b - lo * up])
+            with blas.threads(usable_cores() // len(group)):
+                mx.eval(*group)
         for y in group:
             out.append(y)
     return out

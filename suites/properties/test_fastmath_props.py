@@ -101,3 +101,20 @@ def test_cpu_stream_split_works_from_any_thread():
     with ThreadPoolExecutor(2) as pool:
         for got in [snake_once()] + list(pool.map(lambda _: snake_once(), range(3))):
             assert np.array_equal(got, whole)
+
+
+def test_kept_snake_inputs_change_no_value():
+    """`keep_snake_inputs` only holds references (so MLX cannot run the snake kernels in
+    place): the snake's input and intermediate are held inside, dropped after, values equal."""
+    rng = np.random.default_rng(1)
+    x = mx.array(rng.standard_normal((1, 700, 48), dtype=np.float32) * 4)
+    alpha = mx.array(rng.uniform(0.5, 20, 48).astype(np.float32))
+    inv_beta = mx.array(rng.uniform(0.5, 2, 48).astype(np.float32))
+    free = np.array(fastmath.snake(x * 1, alpha, inv_beta))  # x * 1: an input MLX may donate
+    with fastmath.keep_snake_inputs():
+        y = fastmath.snake(x * 1, alpha, inv_beta)
+        kept = list(fastmath._local.kept)
+        mx.eval(y)
+    assert len(kept) == 2 and kept[0].shape == kept[1].shape == x.shape
+    assert getattr(fastmath._local, "kept", None) is None
+    assert np.array_equal(np.array(y), free)
