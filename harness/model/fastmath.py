@@ -42,6 +42,8 @@ def _round(v):
 def sin_squared(u):
     """sin(u)^2; period pi, so u is reduced to r in [-pi/2, pi/2] and sin r is a degree-13
     odd Taylor polynomial (the reduction's rounding is exact up to |u| = pi * 2^22)."""
+    if u.dtype != mx.float32:  # _ROUNDER is inf in float16: reduce in float32, round back
+        return sin_squared(u.astype(mx.float32)).astype(u.dtype)
     k = _round(u * (1 / math.pi))
     r = u - k * _PI[0]
     r = r - k * _PI[1]
@@ -58,6 +60,8 @@ def exp_poly(x):
     """exp(x) = 2^k * exp(r), r in [-ln2/2, ln2/2], exp(r) by a degree-7 Taylor polynomial,
     2^k built from its exponent bits. Traced inside a compiled function (fixed shapes: MLX
     cannot infer shapes through the bit view)."""
+    if x.dtype != mx.float32:  # as sin_squared: float16 cannot hold _ROUNDER
+        return exp_poly(x.astype(mx.float32)).astype(x.dtype)
     x = mx.clip(x, _EXP_MIN, _EXP_MAX)
     k = _round(x * (1 / math.log(2)))
     r = x - k * _LN2[0]
