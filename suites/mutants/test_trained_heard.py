@@ -94,10 +94,9 @@ def test_trained_floors_localize_the_eps_and_fp16_slips():
     from harness.weights.load import load_model
     from harness.weights.trained import trained_checkpoint
 
-    model, ckpt = load_model(trained_checkpoint())
-    for name, case in FLOORED.items():
+    model, ckpt = load_model(trained_checkpoint())  # unmutated, it passes these cases:
+    for name, case in FLOORED.items():                 # suites/golden/test_golden_parity.py
         golden = load_golden(case, DEFAULT_ROOT)
-        assert compare_golden(model, golden).passed, case
         with CATALOGUE[name].apply(model, ckpt):
             first = compare_golden(model, golden).first
         assert first is not None and first.name == CATALOGUE[name].expected_module, (name, first)
