@@ -111,12 +111,16 @@ FP32 = {
 # every-step DiT goldens (tiny-torch, -euler, -cfg, -long): t5 120.9 (block 1's
 # SelfAttention sublayer), dit 121.5; the DiT's intermediates at steps >= 1 (group
 # dit-steps, their input x carrying the sampling error) 116.6 (tiny-torch, layers.1.ff@6).
+# MLX's sgemm differs by OpenBLAS kernel set, and a host may preset it (the AMD host of our
+# machine kind sets OPENBLAS_CORETYPE=Haswell): the same four cases with Haswell kernels read
+# t5 121.7, conditioner 124.1, dit 121.5, sampler 112.0, vae 87.8, but dit-steps 114.1
+# (tiny-torch, layers.1.ff@7), so its floor follows the rule on that (100, not 105).
 FP32_TINY = {
     "t5": Tolerance(110.0, 120.9),           # margin 10.9 dB
     "conditioner": Tolerance(110.0, 124.2),  # margin 14.2 dB
     "dit": Tolerance(110.0, 120.9),          # margin 10.9 dB
     "sampler": Tolerance(100.0, 111.4),      # margin 11.4 dB
-    "dit-steps": Tolerance(105.0, 116.6),    # margin 11.6 dB
+    "dit-steps": Tolerance(100.0, 114.1),    # margin 14.1 dB (Haswell kernels; 16.6 SkylakeX)
     "vae": Tolerance(75.0, 87.4),            # margin 12.4 dB
 }
 

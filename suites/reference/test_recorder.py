@@ -168,25 +168,13 @@ def _source(case: str) -> list[str]:
     return ["--synth", "tiny:0"]
 
 
-# tiny-torch: synth tiny seed 0; the tiny-trained cases: the committed trained weights, on each
-# sampler path and length they were recorded for (pingpong, euler, CFG, 64 frames).
-@pytest.mark.parametrize("case", ["tiny-torch", "tiny-trained-torch", "tiny-trained-torch-euler",
-                                  "tiny-trained-torch-cfg", "tiny-trained-torch-long"])
-def test_committed_golden_re_records(case, tmp_path):
-    """A committed tiny golden is what the official code computes today from its weights.
-
-    Inputs (token ids, masks, seeded noise) must come back bit for bit: numpy makes them. Model
-    outputs are compared within the golden's own tolerance policy, never bit for bit: the
-    golden may have been recorded on another CPU (manifest `host.cpu`), and torch's CPU
-    kernels differ in the last bits between vendors. The floors sit >= 10 dB under the worst
-    reference-vs-reference SNR measured (harness/golden/tolerances.py), while a torch
-    re-record on the same kernels is exact; a changed model or recorder falls far below."""
+def _re_record(case: str, tmp_path, **env):
+    """The committed golden `case`, and the official code's re-record of it in a fresh process
+    (the OpenBLAS preload removed; `env` added)."""
     import subprocess
     import sys
 
-    from harness.compare.metrics import measure
     from harness.golden.store import load_golden
-    from harness.golden.tolerances import policy_for
     from harness.reference import clean_env
 
     committed = load_golden(case)
@@ -197,9 +185,17 @@ def test_committed_golden_re_records(case, tmp_path):
            "--seconds", ",".join(map(str, s["seconds_total"])), "--sampler", s["sampler"],
            "--cfg-scale", str(s["cfg_scale"]), "--detail", s["detail"],
            "--dit-steps", str(s["dit_intermediates_steps"])]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(os.environ))
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          env={**clean_env(os.environ), **env})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    again = load_golden("re", tmp_path)
+    return committed, load_golden("re", tmp_path)
+
+
+def _assert_within_policy(committed, again) -> None:
+    """Inputs bit for bit, model outputs within the golden's own tolerance policy."""
+    from harness.compare.metrics import measure
+    from harness.golden.tolerances import policy_for
+
     assert again.manifest["weights"]["sha256"] == committed.manifest["weights"]["sha256"], \
         "harness.weights.synth changed since golden/ was recorded: re-record the tiny goldens"
     assert again.manifest["host"]["cpu"], "the manifest records the CPU it was recorded on"
@@ -216,3 +212,55 @@ def test_committed_golden_re_records(case, tmp_path):
             failures.append(f"{name}: {tol.why_not(m)}")
     recorded_on = committed.manifest.get("host", {}).get("cpu", "an unrecorded CPU")
     assert not failures, f"re-record vs golden recorded on {recorded_on}: " + "; ".join(failures)
+
+
+# tiny-torch: synth tiny seed 0; the tiny-trained cases: the committed trained weights, on each
+# sampler path and length they were recorded for (pingpong, euler, CFG, 64 frames).
+@pytest.mark.parametrize("case", ["tiny-torch", "tiny-trained-torch", "tiny-trained-torch-euler",
+                                  "tiny-trained-torch-cfg", "tiny-trained-torch-long"])
+def test_committed_golden_re_records(case, tmp_path):
+    """A committed tiny golden is what the official code computes today from its weights.
+
+    Inputs (token ids, masks, seeded noise) must come back bit for bit: numpy makes them. Model
+    outputs are compared within the golden's own tolerance policy, never bit for bit: the
+    golden may have been recorded on another CPU (manifest `host.cpu`), and torch's CPU
+    kernels differ in the last bits between vendors. The floors sit >= 10 dB under the worst
+    reference-vs-reference SNR measured (harness/golden/tolerances.py), while a torch
+    re-record on the same kernels is exact; a changed model or recorder falls far below."""
+    _assert_within_policy(*_re_record(case, tmp_path))
+
+
+# torch's, oneDNN's and MKL's switches for the next narrower kernel set.
+_NARROWER_KERNELS = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "default": {"ATEN_CPU_CAPABILITY": "default", "DNNL_MAX_CPU_ISA": "SSE41",
+                "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
+}
+
+
+@pytest.mark.parametrize("case", ["tiny-torch", "tiny-trained-torch"])
+def test_committed_golden_re_records_on_other_cpu_kernels(case, tmp_path):
+    """The re-record holds on a CPU whose torch picks other kernels than the recording CPU's.
+
+    An AMD host of our machine kind runs torch's AVX2 kernels (and MKL's AVX2 path) where an
+    Intel Xeon runs AVX-512; their results differ in the last bits, which once failed a
+    bit-for-bit re-record on AMD. Forcing the next narrower kernel set here makes that host
+    difference on any host: the re-record must differ from the recording CPU's bytes (or the
+    forcing proved nothing) and still be within the golden's tolerance policy."""
+    import torch
+
+    from harness.golden.tolerances import policy_for
+
+    current = torch.backends.cpu.get_cpu_capability().lower()
+    if current == "default":
+        pytest.skip("torch already runs its scalar kernels on this CPU: no narrower set to force")
+    isa = _NARROWER_KERNELS["avx2" if current.startswith("avx512") else "default"]
+    committed, again = _re_record(case, tmp_path, **isa)
+    policy = policy_for(committed.producer, "fp32", committed.preset)
+    changed = [n for n in committed.tensors if policy.tolerance(n) is not None
+               and again[n].tobytes() != committed[n].tobytes()]
+    if committed.manifest.get("host", {}).get("cpu") == again.manifest["host"]["cpu"]:
+        assert changed, f"forcing {isa} changed no model output: the emulation did nothing"
+    _assert_within_policy(committed, again)
+
