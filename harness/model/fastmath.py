@@ -41,7 +41,9 @@ def _round(v):
 
 def _reduce_half_turns(u):
     """r = u - k pi with k = round(u / pi), so |r| <= pi/2 (three-part pi: the reduction's
-    rounding is exact up to |u| = pi * 2^22)."""
+    rounding is exact up to |u| = pi * 2^22). In float32: _ROUNDER is inf in float16."""
+    if u.dtype != mx.float32:
+        u = u.astype(mx.float32)
     k = _round(u * (1 / math.pi))
     r = u - k * _PI[0]
     r = r - k * _PI[1]
@@ -61,15 +63,18 @@ def _sin_reduced(r):
 
 
 def sin_squared(u):
-    """sin(u)^2; period pi, so u is reduced to r in [-pi/2, pi/2] first."""
+    """sin(u)^2; period pi, so u is reduced to r in [-pi/2, pi/2] first (in float32, the
+    result rounded back to u's dtype)."""
     s = _sin_reduced(_reduce_half_turns(u))
-    return s * s
+    return (s * s).astype(u.dtype) if u.dtype != mx.float32 else s * s
 
 
 def exp_poly(x):
     """exp(x) = 2^k * exp(r), r in [-ln2/2, ln2/2], exp(r) by a degree-7 Taylor polynomial,
     2^k built from its exponent bits. Traced inside a compiled function (fixed shapes: MLX
     cannot infer shapes through the bit view)."""
+    if x.dtype != mx.float32:  # as sin_squared: float16 cannot hold _ROUNDER
+        return exp_poly(x.astype(mx.float32)).astype(x.dtype)
     x = mx.clip(x, _EXP_MIN, _EXP_MAX)
     k = _round(x * (1 / math.log(2)))
     r = x - k * _LN2[0]
@@ -130,7 +135,8 @@ def _snake_reduce(x, alpha):
 @mx.compile
 def _snake_finish(x, r, inv_beta):
     s = _sin_reduced(r)
-    return x + inv_beta * (s * s)
+    s2 = (s * s).astype(x.dtype) if x.dtype != r.dtype else s * s  # float16 x: r is float32
+    return x + inv_beta * s2
 
 
 _local = threading.local()  # MLX streams belong to the thread that made them

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -77,6 +78,26 @@ def test_sin_squared_at_float32_rounding():
     err = np.max(np.abs(_np(mx.compile(fastmath.sin_squared)(mx.array(u)))
                         - np.sin(u.astype(np.float64)) ** 2))
     assert err < 4e-7, f"sin^2: max abs error {err:.3g}"
+
+
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+def test_half_precision_inputs_reduce_in_float32(dtype):
+    """The rounding constant 1.5 * 2^23 is inf in float16 (and not exact in bfloat16), so the
+    range reductions run in float32 and round back: a half-precision decoder (the
+    fp16-vae-overflow mutant) gets half-precision rounding, not NaN from inf - inf."""
+    x = mx.array(np.linspace(-9, 9, 1001, dtype=np.float32)).astype(dtype)
+    x32 = x.astype(mx.float32)
+    _np = lambda a: np.array(a.astype(mx.float32)).astype(np.float64)  # numpy has no bfloat16
+    for f in (fastmath.sin_squared, fastmath.exp):  # the float32 result, rounded once
+        got = f(x)
+        assert got.dtype == dtype and np.array_equal(_np(got), _np(f(x32).astype(dtype))), f
+    one = mx.ones((1,), dtype=dtype)
+    snake = fastmath.snake(x[None, :, None], one, one)[0, :, 0]
+    for got, want in [(fastmath.silu(x), fastmath.silu(x32)),
+                      (snake, x32 + fastmath.sin_squared(x32))]:
+        err = np.abs(_np(got) - _np(want)) / (np.abs(_np(want)) + 1)  # a few half ulps
+        assert got.dtype == dtype and np.isfinite(_np(got)).all(), got.dtype
+        assert err.max() < 2 ** -6, err.max()
 
 
 def test_cpu_stream_split_is_bit_identical():
