@@ -12,12 +12,17 @@
   to glibc's default 65536) opts out: a value the user set is never changed.
 Both need to be in place before the process starts: `sao-harness` re-executes itself with
 them, `eval "$(python -m harness.blas)"` sets them in a shell.
+
+At run time, `threads(n)` sets the loaded OpenBLAS's thread count for a block (work that runs
+one GEMM per CPU stream at once wants one BLAS thread each).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 OPENBLAS_CANDIDATES = (
@@ -47,6 +52,41 @@ def blas_advice() -> str | None:
                 f"with LD_PRELOAD={lib}")
     return ("MLX is using its slow bundled reference BLAS; install libopenblas0-pthread "
             "(apt-get install libopenblas0-pthread) and set LD_PRELOAD to its libopenblas.so.0")
+
+
+def _openblas_thread_calls():
+    """(get, set) of the process's OpenBLAS thread count, or None when no OpenBLAS is loaded
+    (macOS's Accelerate, MLX's bundled reference BLAS)."""
+    try:
+        lib = ctypes.CDLL(None)
+        return lib.openblas_get_num_threads, lib.openblas_set_num_threads
+    except (OSError, AttributeError):
+        return None
+
+
+def thread_count() -> int | None:
+    """The loaded OpenBLAS's thread count (None without OpenBLAS)."""
+    calls = _openblas_thread_calls()
+    return None if calls is None else calls[0]()
+
+
+@contextmanager
+def threads(n: int):
+    """OpenBLAS at n threads inside the block, its previous count restored after; a no-op
+    without OpenBLAS. OpenBLAS's pthread build runs one multi-threaded GEMM at a time (a
+    process-wide lock) and its idle threads spin: GEMMs issued from two CPU streams at once
+    run side by side only with one thread each."""
+    calls = _openblas_thread_calls()
+    if calls is None:
+        yield
+        return
+    get, set_ = calls
+    before = get()
+    set_(max(1, n))
+    try:
+        yield
+    finally:
+        set_(before)
 
 
 def cpu_flags() -> set[str]:

@@ -72,12 +72,12 @@ def cmd_calibrate(args) -> int:
         emit(args, {"out": str(out), **table}, passed=True)
         return 0
     print(f"device {device}, MLX {args.dtype}, cases {', '.join(table['cases'])}")
-    print(f"{'policy':<18}{'group':<13}{'worst SNR':>10}{'proposed':>10}{'CPU floor':>10}"
+    print(f"{'policy':<24}{'group':<13}{'worst SNR':>10}{'proposed':>10}{'CPU floor':>10}"
           f"{'provisional':>12}  worst tensor (case)")
     for key, groups in table["policies"].items():
         for g, v in groups.items():
             fmt = lambda x: "-" if x is None else f"{x:g}" if isinstance(x, float) else str(x)
-            print(f"{key:<18}{g:<13}{fmt(v['worst_snr_db']):>10}{fmt(v['floor_db']):>10}"
+            print(f"{key:<24}{g:<13}{fmt(v['worst_snr_db']):>10}{fmt(v['floor_db']):>10}"
                   f"{fmt(v['cpu_floor_db']):>10}{fmt(v['provisional_floor_db']):>12}  "
                   f"{v['tensor']} ({v['case']})")
     for s in skipped:

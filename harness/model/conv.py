@@ -5,7 +5,11 @@ slower than a GEMM at the decoder's sizes), so `layers.Conv1d` and `layers.ConvT
 route through these. Same math, checked against a numpy oracle of the PyTorch semantics in
 suites/properties/test_layout_props.py (both conv paths) and by the golden suites.
 
-Two ways to lay a k-tap conv on the BLAS, picked by the output width:
+Three ways to lay a k-tap conv on the BLAS, picked by the output width:
+- stacked taps (`conv1d_stacked`), when all k taps' outputs together (k·Co columns) are no
+  wider than the input: one GEMM (T, Ci) @ (Ci, k·Co), then k shifted adds of its narrow
+  column blocks. The decoder's output conv (128 -> 2 channels, k 7) read its input 7 times
+  for 7 GEMMs of 2 columns: 1.66 -> 0.49 ms per 4108-sample tile on one core, same output.
 - per tap (`conv1d_taps`): k GEMMs (T, Ci) @ (Ci, Co) over shifted row views of the input,
   accumulated with `addmm`; no copy of the input. Wins while Co is narrow, since im2col's
   copy of k·T·Ci floats is then large next to its GEMM (k·T·Ci·Co). Measured on 2 cores with
@@ -19,14 +23,19 @@ from __future__ import annotations
 import mlx.core as mx
 
 TAPS_MAX_OUT_CHANNELS = 256  # per-tap GEMMs up to this output width, im2col above
+STACKED_MAX_WIDTH = 1.0  # stacked taps while k·Co <= this x Ci
 IM2COL_ELEMENTS = 1 << 26  # cap on one im2col buffer (256 MB fp32): chunk long inputs
 
 
 def conv1d(x, w, padding: int, dilation: int, bias=None):
     """Stride-1 conv: x (B, T, Ci), w (Co, K, Ci), bias (Co,) or None -> (B, T_out, Co)."""
-    if w.shape[1] == 1 and padding == 0:
+    co, k, ci = w.shape
+    if k == 1 and padding == 0:
         return _matmul(x, w[:, 0, :].T, bias)
-    if w.shape[0] <= TAPS_MAX_OUT_CHANNELS:
+    if k * co <= STACKED_MAX_WIDTH * ci:
+        y = conv1d_stacked(x, w, padding, dilation)
+        return y if bias is None else y + bias
+    if co <= TAPS_MAX_OUT_CHANNELS:
         return conv1d_taps(x, w, padding, dilation, bias)
     y = conv1d_im2col(x, w, padding, dilation)
     return y if bias is None else y + bias
@@ -45,6 +54,19 @@ def conv1d_taps(x, w, padding: int, dilation: int, bias=None):
     y = _matmul(x[:, :t_out, :], w[:, 0, :].T, bias)
     for j in range(1, k):
         y = mx.addmm(y, x[:, j * dilation: j * dilation + t_out, :], w[:, j, :].T)
+    return y
+
+
+def conv1d_stacked(x, w, padding: int, dilation: int):
+    """Stride-1 conv as one GEMM against all taps side by side (columns j·Co .. j·Co + Co - 1
+    hold tap j), then the taps' column blocks added at their shifts."""
+    co, k, ci = w.shape
+    z = x @ w.transpose(2, 1, 0).reshape(ci, k * co)
+    z = mx.pad(z, [(0, 0), (padding, padding), (0, 0)])
+    t_out = z.shape[1] - dilation * (k - 1)
+    y = z[:, :t_out, :co]
+    for j in range(1, k):
+        y = y + z[:, j * dilation: j * dilation + t_out, j * co:(j + 1) * co]
     return y
 
 

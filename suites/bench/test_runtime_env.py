@@ -38,3 +38,19 @@ def test_exports_keep_what_the_user_set_and_are_idempotent():
     first = _exports(env)
     assert "MALLOC_TRIM_THRESHOLD_" not in first
     assert _exports(dict(env, **first)) == {}  # once applied, nothing more to add
+
+
+needs_openblas = pytest.mark.skipif(blas.thread_count() is None,
+                                    reason="no OpenBLAS in this process (run under harness.blas)")
+
+
+@needs_openblas
+def test_threads_sets_the_count_inside_and_restores_it_after():
+    before = blas.thread_count()
+    with blas.threads(1):
+        assert blas.thread_count() == 1
+    assert blas.thread_count() == before
+    with pytest.raises(RuntimeError), blas.threads(0):  # at least one thread
+        assert blas.thread_count() == 1
+        raise RuntimeError("the count comes back on an error too")
+    assert blas.thread_count() == before

@@ -16,10 +16,18 @@ from harness.golden.inputs import make_inputs
 
 FRAMES = 16
 STEPS = 4
-# A batch row against the same prompt alone: the same math in another GEMM shape, so equal
-# up to float32 rounding amplified by the sampler steps (measured: bit-identical on the seeded
-# tiny checkpoints 0 and 1); a row computed from another row's inputs is near 0 dB.
-BATCH_SNR_DB = 100.0
+
+
+def batch_snr_floor(model) -> float:
+    """How closely a batch row must match its prompt alone: the same math in another GEMM
+    shape, so the float32 rounding the goldens allow between MLX and torch, as the audio floor
+    of the checkpoint's preset (tiny 75 dB, full-size 35 dB). Measured on the seeded tiny
+    checkpoints 0 and 1: bit-identical with OpenBLAS's SkylakeX kernels, 98.5 dB with the
+    Haswell ones (the AMD host's preset); a row computed from another row's inputs reads near
+    0 dB."""
+    from harness.golden.tolerances import policy_for
+
+    return policy_for("torch", "fp32", model.config.preset).groups["vae"].snr_db
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +72,9 @@ def test_same_inputs_same_samples(under_test, inputs, batch_audio):
 
 def test_each_batch_row_is_its_prompt_alone(under_test, inputs, batch_audio):
     model, _ = under_test
+    floor = batch_snr_floor(model)
     for row in range(batch_audio.shape[0]):
         alone = _run(model, inputs, slice(row, row + 1))[0].astype(np.float64)
         err = np.sum((batch_audio[row] - alone) ** 2)
         snr = 10 * np.log10(np.sum(alone ** 2) / err) if err else np.inf
-        assert snr >= BATCH_SNR_DB, f"batch row {row} vs alone: SNR {snr:.1f} dB"
+        assert snr >= floor, f"batch row {row} vs alone: SNR {snr:.1f} dB < {floor} dB"

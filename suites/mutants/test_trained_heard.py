@@ -80,6 +80,29 @@ def test_trained_decode_stitched_without_overlap_is_heard_on_held_out_music():
             (key, metrics.seam_db(clean), metrics.seam_db(stitched))
 
 
+# mutant -> the trained case that localizes it fastest (fp16 decodes slowly: euler has the
+# fewest decoder replays). Under the general fp32 floors (35 dB vae, 75 dB dit) all three
+# passed every trained golden; the trained floors (tolerances.FP32_TINY_TRAINED) name them.
+FLOORED = {"layernorm-eps-1e-6-vs-1e-5": "tiny-trained-torch",
+           "qk-norm-eps-1e-5-vs-1e-6": "tiny-trained-torch",
+           "fp16-vae-overflow": "tiny-trained-torch-euler"}
+
+
+def test_trained_floors_localize_the_eps_and_fp16_slips():
+    from harness.compare.divergence import compare_golden
+    from harness.golden.store import DEFAULT_ROOT, load_golden
+    from harness.weights.load import load_model
+    from harness.weights.trained import trained_checkpoint
+
+    model, ckpt = load_model(trained_checkpoint())  # unmutated, it passes these cases:
+    for name, case in FLOORED.items():                 # suites/golden/test_golden_parity.py
+        golden = load_golden(case, DEFAULT_ROOT)
+        with CATALOGUE[name].apply(model, ckpt):
+            first = compare_golden(model, golden).first
+        assert first is not None and first.name == CATALOGUE[name].expected_module, (name, first)
+        assert first.where == "local" and np.isfinite(first.full.snr_db), (name, first.where)
+
+
 def test_before_after_table_puts_absolute_checks_first_in_bold():
     from harness.mutants.run import Outcome, heard_before_after
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -79,6 +80,26 @@ def test_sin_squared_at_float32_rounding():
     assert err < 4e-7, f"sin^2: max abs error {err:.3g}"
 
 
+@pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16])
+def test_half_precision_inputs_reduce_in_float32(dtype):
+    """The rounding constant 1.5 * 2^23 is inf in float16 (and not exact in bfloat16), so the
+    range reductions run in float32 and round back: a half-precision decoder (the
+    fp16-vae-overflow mutant) gets half-precision rounding, not NaN from inf - inf."""
+    x = mx.array(np.linspace(-9, 9, 1001, dtype=np.float32)).astype(dtype)
+    x32 = x.astype(mx.float32)
+    _np = lambda a: np.array(a.astype(mx.float32)).astype(np.float64)  # numpy has no bfloat16
+    for f in (fastmath.sin_squared, fastmath.exp):  # the float32 result, rounded once
+        got = f(x)
+        assert got.dtype == dtype and np.array_equal(_np(got), _np(f(x32).astype(dtype))), f
+    one = mx.ones((1,), dtype=dtype)
+    snake = fastmath.snake(x[None, :, None], one, one)[0, :, 0]
+    for got, want in [(fastmath.silu(x), fastmath.silu(x32)),
+                      (snake, x32 + fastmath.sin_squared(x32))]:
+        err = np.abs(_np(got) - _np(want)) / (np.abs(_np(want)) + 1)  # a few half ulps
+        assert got.dtype == dtype and np.isfinite(_np(got)).all(), got.dtype
+        assert err.max() < 2 ** -6, err.max()
+
+
 def test_cpu_stream_split_is_bit_identical():
     rng = np.random.default_rng(0)
     x = mx.array(rng.standard_normal((2, 3001, 400), dtype=np.float32))  # > PARALLEL_MIN
@@ -101,3 +122,20 @@ def test_cpu_stream_split_works_from_any_thread():
     with ThreadPoolExecutor(2) as pool:
         for got in [snake_once()] + list(pool.map(lambda _: snake_once(), range(3))):
             assert np.array_equal(got, whole)
+
+
+def test_kept_snake_inputs_change_no_value():
+    """`keep_snake_inputs` only holds references (so MLX cannot run the snake kernels in
+    place): the snake's input and intermediate are held inside, dropped after, values equal."""
+    rng = np.random.default_rng(1)
+    x = mx.array(rng.standard_normal((1, 700, 48), dtype=np.float32) * 4)
+    alpha = mx.array(rng.uniform(0.5, 20, 48).astype(np.float32))
+    inv_beta = mx.array(rng.uniform(0.5, 2, 48).astype(np.float32))
+    free = np.array(fastmath.snake(x * 1, alpha, inv_beta))  # x * 1: an input MLX may donate
+    with fastmath.keep_snake_inputs():
+        y = fastmath.snake(x * 1, alpha, inv_beta)
+        kept = list(fastmath._local.kept)
+        mx.eval(y)
+    assert len(kept) == 2 and kept[0].shape == kept[1].shape == x.shape
+    assert getattr(fastmath._local, "kept", None) is None
+    assert np.array_equal(np.array(y), free)

@@ -115,15 +115,16 @@ CONVT_EXAMPLES = [
 def conv_layout(layout: str):
     """Route every stride-1 Conv1d through one GEMM layout of `conv.conv1d` (it picks by the
     output width, so the tiny shapes here would otherwise only ever take the per-tap one)."""
-    saved = conv.TAPS_MAX_OUT_CHANNELS
-    conv.TAPS_MAX_OUT_CHANNELS = {"taps": 1 << 30, "im2col": 0}[layout]
+    saved = conv.TAPS_MAX_OUT_CHANNELS, conv.STACKED_MAX_WIDTH
+    conv.TAPS_MAX_OUT_CHANNELS = {"taps": 1 << 30, "im2col": 0, "stacked": 0}[layout]
+    conv.STACKED_MAX_WIDTH = 1e9 if layout == "stacked" else 0
     try:
         yield
     finally:
-        conv.TAPS_MAX_OUT_CHANNELS = saved
+        conv.TAPS_MAX_OUT_CHANNELS, conv.STACKED_MAX_WIDTH = saved
 
 
-@pytest.mark.parametrize("layout", ["taps", "im2col"])
+@pytest.mark.parametrize("layout", ["taps", "im2col", "stacked"])
 @given(case=conv_cases("conv"))
 @example(case=CONV_EXAMPLES[0])
 @example(case=CONV_EXAMPLES[1])

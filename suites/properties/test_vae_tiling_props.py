@@ -109,3 +109,29 @@ def test_full_size_tiled_decode_equals_untiled(full_checkpoint):
 
     model, _ = load_model(full_checkpoint)
     check_tiled_equals_untiled(vae.decode_tiled, model.vae, 40, vae.TILE_ELEMENTS)
+
+
+def test_tiles_evaluated_together_share_the_blas_threads(tiny_model, monkeypatch):
+    """Two tiles per evaluation on two cores: one BLAS thread each while they run, the
+    process's count back after, and the audio still the untiled decode's."""
+    from contextlib import contextmanager
+
+    from harness import blas
+    from harness.model import fastmath
+
+    monkeypatch.setattr(fastmath, "_cpu_cores", lambda: 2)  # two CPU streams on any host
+    monkeypatch.setattr(vae, "usable_cores", lambda: 2)
+    seen, real = [], blas.threads
+
+    @contextmanager
+    def spy(n):
+        with real(n):
+            seen.append((n, blas.thread_count()))
+            yield
+
+    monkeypatch.setattr(blas, "threads", spy)
+    before = blas.thread_count()
+    check_tiled_equals_untiled(vae.decode_tiled, tiny_model.vae, 9, 256)
+    assert blas.thread_count() == before
+    assert (1, None if before is None else 1) in seen  # a group of two tiles: one each
+    assert {n for n, _ in seen} <= {1, 2}  # a lone last tile keeps both

@@ -1,6 +1,6 @@
 """Where the full-size VAE decode spends its time: per kind of module, and the convs' GEMM rate.
 
-    python tools/vae_profile/profile.py [--frames 32] [--rounds 3]
+    python tools/vae_profile/profile.py [--frames 32] [--rounds 3] [--per-core 1]
 
 Builds the full-size decoder (`preset("full")`, random weights: speed does not depend on the
 values) and runs it untiled, evaluating after every leaf module (snake, conv, conv-transpose,
@@ -8,6 +8,11 @@ residual add), so each one's wall time is its own; the best of `rounds` per modu
 one JSON line: seconds per kind, the convs' GEMM FLOP and their rate in GFLOP/s (compare
 with tools/blas_rate/rate.py), and the whole decode (tiled, as `decode` runs it) for scale.
 Run it with `harness.blas`'s environment (OpenBLAS preloaded), under the heavy-job lock.
+
+`--per-core 1` profiles what one core does in the tiled decode instead: the middle tile of each
+segment, leaf by leaf, on one stream with one BLAS thread (as each stream runs while tiles go
+two at a time), in process CPU time (steadier than wall time on a loaded machine), each
+segment's times multiplied by its tile count: the whole decode's work summed over the cores.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from collections import defaultdict
 import mlx.core as mx
 import numpy as np
 
+from harness import blas
+from harness.model import fastmath
+from harness.model import vae as vae_mod
 from harness.model.config import preset
 from harness.model.layers import Conv1d, ConvTranspose1d, SnakeBeta
 from harness.model.vae import AudioAutoencoder, ResidualUnit, _children
@@ -34,37 +42,54 @@ def gemm_flop(m, n_in: int, n_out: int) -> int:
     return 2 * n_out * ci * co * k
 
 
-def walk(module, x, times, flop):
-    """Run `module` on x leaf by leaf, evaluating and timing each leaf."""
+def walk(module, x, times, flop, clock=time.perf_counter, weight=1):
+    """Run `module` on x leaf by leaf, evaluating and timing each leaf (`weight` copies)."""
     if isinstance(module, (Conv1d, ConvTranspose1d, SnakeBeta)):
         mx.eval(x)
-        t0 = time.perf_counter()
+        t0 = clock()
         y = module(x)
         mx.eval(y)
         kind = type(module).__name__
         if isinstance(module, Conv1d) and module.dilation > 1:
             kind += " (dilated)"
-        times[kind].append(time.perf_counter() - t0)
+        times[kind].append((clock() - t0) * weight)
         if not isinstance(module, SnakeBeta):
-            flop[kind] += gemm_flop(module, x.shape[1], y.shape[1])
+            flop[kind] += gemm_flop(module, x.shape[1], y.shape[1]) * weight
         return y
     if isinstance(module, ResidualUnit):
         y = x
         for m in module.layers:
-            y = walk(m, y, times, flop)
-        t0 = time.perf_counter()
+            y = walk(m, y, times, flop, clock, weight)
+        t0 = clock()
         out = x + y
         mx.eval(out)
-        times["residual add"].append(time.perf_counter() - t0)
+        times["residual add"].append((clock() - t0) * weight)
         return out
     for m in _children(module):
-        x = walk(m, x, times, flop)
+        x = walk(m, x, times, flop, clock, weight)
     return x
+
+
+def walk_tiles(decoder, x, times, flop):
+    """One core's share of the tiled decode: each segment's middle tile, weighted by the
+    segment's tile count, on one stream with one BLAS thread, in CPU time."""
+    src = vae_mod._Tiles(x)
+    with blas.threads(1), fastmath.keep_snake_inputs():
+        for segment in vae_mod.decoder_segments(decoder):
+            n_in, n_out = src.length, vae_mod.out_length(segment, src.length)
+            tile = max(1, vae_mod.TILE_ELEMENTS // vae_mod._out_channels(segment))
+            tiles = -(-n_out // tile)
+            a = tiles // 2 * tile
+            lo, hi = vae_mod.input_span(segment, a, min(a + tile, n_out))
+            walk(segment, src.read(max(lo, 0), min(hi, n_in)), times, flop, time.process_time,
+                 tiles)
+            src = vae_mod.run_segment(segment, src, vae_mod.TILE_ELEMENTS)
 
 
 def main() -> int:
     args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
     frames, rounds = int(args.get("--frames", 32)), int(args.get("--rounds", 3))
+    per_core = args.get("--per-core", "0") == "1"
     cfg = preset("full")
     vae = AudioAutoencoder(cfg.vae)
     mx.eval(vae.parameters())
@@ -73,7 +98,10 @@ def main() -> int:
     best: dict[str, float] = {}
     for _ in range(rounds):
         times, flop = defaultdict(list), defaultdict(int)
-        walk(vae.decoder, z.swapaxes(1, 2), times, flop)
+        if per_core:
+            walk_tiles(vae.decoder, z.swapaxes(1, 2), times, flop)
+        else:
+            walk(vae.decoder, z.swapaxes(1, 2), times, flop)
         for kind, ts in times.items():
             best[kind] = min(best.get(kind, float("inf")), sum(ts))
     whole = []
@@ -83,7 +111,8 @@ def main() -> int:
         whole.append(time.perf_counter() - t0)
     total = sum(best.values())
     print(json.dumps({
-        "frames": frames, "load_average_1min": round(os.getloadavg()[0], 2),
+        "frames": frames, "per_core": per_core,
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "seconds": {k: round(v, 3) for k, v in sorted(best.items(), key=lambda kv: -kv[1])},
         "share": {k: round(v / total, 3) for k, v in best.items()},
         "gemm_gflop": {k: round(f / 1e9, 1) for k, f in flop.items()},
