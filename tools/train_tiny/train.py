@@ -319,7 +319,7 @@ def main() -> int:
     # barrier for a thread the scheduler has parked; a VAE step measured 7-22 s on 2 threads
     # at load 6 and 0.56 s on 1.
     ap.add_argument("--threads", type=int, default=1)
-    # The trials' knobs (README: neither beat the committed weights yet); defaults = its recipe.
+    # The trials' knobs (README: none adopted yet; trial 8 is the candidate); defaults = its recipe.
     ap.add_argument("--latent-noise", type=float, default=None,
                     help="decode the posterior mean plus this much noise (x the means' std) "
                          "instead of the bottleneck's sample (default: the sample)")
