@@ -23,6 +23,7 @@ import ctypes
 import os
 import sys
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 OPENBLAS_CANDIDATES = (
@@ -54,6 +55,7 @@ def blas_advice() -> str | None:
             "(apt-get install libopenblas0-pthread) and set LD_PRELOAD to its libopenblas.so.0")
 
 
+@cache  # the tiled decode asks once per tile group; the loaded libraries never change
 def _openblas_thread_calls():
     """(get, set) of the process's OpenBLAS thread count, or None when no OpenBLAS is loaded
     (macOS's Accelerate, MLX's bundled reference BLAS)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from contextlib import contextmanager
+from functools import wraps
 
 import mlx.core as mx
 
@@ -62,19 +63,27 @@ def _sin_reduced(r):
     return r + (r * r2) * t
 
 
+def _in_float32(f):
+    """f computed in float32 and its result rounded back to the input's dtype: the range
+    reductions' _ROUNDER (1.5 * 2^23) is inf in float16 and not exact in bfloat16."""
+    @wraps(f)
+    def run(x):
+        return f(x) if x.dtype == mx.float32 else f(x.astype(mx.float32)).astype(x.dtype)
+    return run
+
+
+@_in_float32
 def sin_squared(u):
-    """sin(u)^2; period pi, so u is reduced to r in [-pi/2, pi/2] first (in float32, the
-    result rounded back to u's dtype)."""
+    """sin(u)^2; period pi, so u is reduced to r in [-pi/2, pi/2] first."""
     s = _sin_reduced(_reduce_half_turns(u))
-    return (s * s).astype(u.dtype) if u.dtype != mx.float32 else s * s
+    return s * s
 
 
+@_in_float32
 def exp_poly(x):
     """exp(x) = 2^k * exp(r), r in [-ln2/2, ln2/2], exp(r) by a degree-7 Taylor polynomial,
     2^k built from its exponent bits. Traced inside a compiled function (fixed shapes: MLX
     cannot infer shapes through the bit view)."""
-    if x.dtype != mx.float32:  # as sin_squared: float16 cannot hold _ROUNDER
-        return exp_poly(x.astype(mx.float32)).astype(x.dtype)
     x = mx.clip(x, _EXP_MIN, _EXP_MAX)
     k = _round(x * (1 / math.log(2)))
     r = x - k * _LN2[0]
