@@ -1,6 +1,6 @@
 """Where the full-size VAE decode spends its time: per kind of module, and the convs' GEMM rate.
 
-    python tools/vae_profile/profile.py [--frames 32] [--rounds 3] [--per-core 1]
+    python tools/vae_profile/profile.py [--frames 32] [--rounds 3] [--per-core 1 | --groups 1]
 
 Builds the full-size decoder (`preset("full")`, random weights: speed does not depend on the
 values) and runs it untiled, evaluating after every leaf module (snake, conv, conv-transpose,
@@ -13,12 +13,20 @@ Run it with `harness.blas`'s environment (OpenBLAS preloaded), under the heavy-j
 segment, leaf by leaf, on one stream with one BLAS thread (as each stream runs while tiles go
 two at a time), in process CPU time (steadier than wall time on a loaded machine), each
 segment's times multiplied by its tile count: the whole decode's work summed over the cores.
+
+`--groups 1` times the tiled decode as `decode` runs it, group of tiles by group (one tile per
+CPU stream, evaluated together): per segment, the groups' median and slowest wall time, the
+time lost in groups slower than 1.5x the median (stalls: a stream descheduled, or waiting on
+the other), CPU time / wall time (2.0 = both cores busy) and minor page faults (a heap that
+grows). One JSON line per round.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
+import statistics
 import sys
 import time
 from collections import defaultdict
@@ -86,6 +94,25 @@ def walk_tiles(decoder, x, times, flop):
             src = vae_mod.run_segment(segment, src, vae_mod.TILE_ELEMENTS)
 
 
+def group_times(decoder, x) -> dict:
+    """The tiled decode group by group: per segment, wall-time statistics of its groups."""
+    src, segments = vae_mod._Tiles(x), []
+    t_all = time.perf_counter()
+    for segment in vae_mod.decoder_segments(decoder):
+        times: list[float] = []
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        src = vae_mod.run_segment(segment, src, vae_mod.TILE_ELEMENTS, times.append)
+        r1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
+        med = statistics.median(times)
+        segments.append({
+            "groups": len(times), "wall_s": round(wall, 3), "median_ms": round(med * 1e3, 1),
+            "max_ms": round(max(times) * 1e3, 1),
+            "stall_s": round(sum(t - med for t in times if t > 1.5 * med), 3),
+            "cpu_per_wall": round((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / wall, 2),
+            "minor_faults": r1.ru_minflt - r0.ru_minflt})
+    return {"decode_s": round(time.perf_counter() - t_all, 3), "segments": segments}
+
+
 def main() -> int:
     args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
     frames, rounds = int(args.get("--frames", 32)), int(args.get("--rounds", 3))
@@ -95,6 +122,12 @@ def main() -> int:
     mx.eval(vae.parameters())
     z = mx.array(np.random.default_rng(0).standard_normal(
         (1, cfg.vae.latent_dim, frames)).astype(np.float32))
+    if args.get("--groups", "0") == "1":
+        for r in range(rounds):
+            print(json.dumps({"frames": frames, "round": r,
+                              "load_average_1min": round(os.getloadavg()[0], 2),
+                              **group_times(vae.decoder, z.swapaxes(1, 2))}), flush=True)
+        return 0
     best: dict[str, float] = {}
     for _ in range(rounds):
         times, flop = defaultdict(list), defaultdict(int)
