@@ -262,7 +262,7 @@ def run_segment(segment: list, src: _Tiles, tile_elements: int, on_group=None) -
     a graph's ops from the calling thread with at most 10 in flight, in an order that
     interleaves the group's tiles; two tiles per stream in one eval, or one `async_eval` per
     tile, let one stream's ops fill those 10 slots while the other stream idles (measured at
-    128 frames: 1.2-1.35 cores busy instead of 1.8-1.9, 40-70% slower). `on_group(seconds)`,
+    128 frames: 1.2-1.4 cores busy instead of 1.8-1.9, 40-90% slower). `on_group(seconds)`,
     if given, receives each group's evaluation time (tools/vae_profile's --groups view)."""
     n_in = src.length
     n_out = out_length(segment, n_in)
