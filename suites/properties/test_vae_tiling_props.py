@@ -135,3 +135,18 @@ def test_tiles_evaluated_together_share_the_blas_threads(tiny_model, monkeypatch
     assert blas.thread_count() == before
     assert (1, None if before is None else 1) in seen  # a group of two tiles: one each
     assert {n for n, _ in seen} <= {1, 2}  # a lone last tile keeps both
+
+
+def test_on_group_sees_every_group(tiny_model, monkeypatch):
+    """`run_segment(..., on_group)` (tools/vae_profile --groups) is called once per group of
+    tiles, one tile per CPU stream, with that group's evaluation time."""
+    from harness.model import fastmath
+
+    monkeypatch.setattr(fastmath, "_cpu_cores", lambda: 2)
+    monkeypatch.setattr(vae, "usable_cores", lambda: 2)
+    segment = vae.decoder_segments(tiny_model.vae.decoder)[0]
+    src = vae._Tiles(latents(5, tiny_model.vae.latent_dim, 0).swapaxes(1, 2))
+    times: list[float] = []
+    out = vae.run_segment(segment, src, 64, times.append)
+    tiles = -(-out.length // max(1, 64 // vae._out_channels(segment)))
+    assert len(out.parts) == tiles and len(times) == -(-tiles // 2) and min(times) > 0
