@@ -18,10 +18,11 @@ padding) of the untiled decode: the result equals it to float rounding (GEMM blo
 with the tile's length), checked at many tile sizes against the untiled decode in
 suites/properties/test_vae_tiling_props.py.
 
-Tile thresholds (tile = TILE_ELEMENTS // widest channel count at the segment's output rate):
-full size, segments of 1024/512/256/128/128 channels: tiles of 512/1024/2048/4096/4096
-samples = 64/16/8/4/2 latent frames, so a latent longer than 2 frames is cut in the last
-segment and one longer than 64 frames in every segment. tiny (16/8/8 channels): 32768/65536/
+Tile thresholds (tile = TILE_ELEMENTS // widest channel count at the segment's output rate,
+that count taken as at most TILE_CHANNELS_MAX): full size, segments of 1024/512/256/128/128
+channels: tiles of 1024/1024/2048/4096/4096 samples = 128/16/8/4/2 latent frames, so a latent
+longer than 2 frames is cut in the last segment and one longer than 128 frames in every
+segment. tiny (16/8/8 channels): 32768/65536/
 65536 samples = 4096/2048/1024 frames: the tiny decode is one tile per segment below 1025
 frames. `decode(z, tile_elements=0)` and any active `capture.recording` (the golden
 comparisons) run the untiled graph.
@@ -162,6 +163,11 @@ class AudioAutoencoder(nn.Module):
 # -- exact tiled decode ---------------------------------------------------------------------------
 
 TILE_ELEMENTS = 1 << 19  # channels x samples of one tile's output (2 MB fp32, an L2 cache)
+# Wider segments take a 512-channel segment's tile length: at 1024 channels a 512-sample tile
+# recomputes 21% of its convs' work in halos, and its GEMMs stream 29 MB weights for few rows.
+# First segment at 256 frames, tiles of 1024 against 512 samples, interleaved 8 times: min 0.57
+# against 0.68 s, median 0.65 against 0.94 s, same output.
+TILE_CHANNELS_MAX = 512
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -267,7 +273,7 @@ def run_segment(segment: list, src: _Tiles, tile_elements: int, on_group=None) -
     n_in = src.length
     n_out = out_length(segment, n_in)
     up = upsampling(segment)
-    tile = max(1, tile_elements // _out_channels(segment))
+    tile = tile_length(segment, tile_elements)
     streams = fastmath.cpu_streams_for(n_out // tile)
     out = _Tiles()
     starts = list(range(0, n_out, tile))
@@ -291,6 +297,11 @@ def run_segment(segment: list, src: _Tiles, tile_elements: int, on_group=None) -
         for y in group:
             out.append(y)
     return out
+
+
+def tile_length(segment: list, tile_elements: int) -> int:
+    """Output samples per tile of `segment` (see TILE_CHANNELS_MAX)."""
+    return max(1, tile_elements // min(_out_channels(segment), TILE_CHANNELS_MAX))
 
 
 def _out_channels(segment: list) -> int:

@@ -85,7 +85,7 @@ def walk_tiles(decoder, x, times, flop):
     with blas.threads(1), fastmath.keep_snake_inputs():
         for segment in vae_mod.decoder_segments(decoder):
             n_in, n_out = src.length, vae_mod.out_length(segment, src.length)
-            tile = max(1, vae_mod.TILE_ELEMENTS // vae_mod._out_channels(segment))
+            tile = vae_mod.tile_length(segment, vae_mod.TILE_ELEMENTS)
             tiles = -(-n_out // tile)
             a = tiles // 2 * tile
             lo, hi = vae_mod.input_span(segment, a, min(a + tile, n_out))
