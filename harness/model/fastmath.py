@@ -79,20 +79,44 @@ def sin_squared(u):
     return s * s
 
 
-@_in_float32
-def exp_poly(x):
-    """exp(x) = 2^k * exp(r), r in [-ln2/2, ln2/2], exp(r) by a degree-7 Taylor polynomial,
-    2^k built from its exponent bits. Traced inside a compiled function (fixed shapes: MLX
-    cannot infer shapes through the bit view)."""
-    x = mx.clip(x, _EXP_MIN, _EXP_MAX)
+def _clamp(x, lo, hi):
+    """mx.clip's values (NaN kept) as two selects: MLX's minimum and maximum branch on NaN,
+    which keeps a compiled loop from vectorizing."""
+    x = mx.where(x < lo, lo, x)
+    return mx.where(x > hi, hi, x)
+
+
+def _reduce_ln2(x):
+    """x = k ln2 + r -> (r, k), r in [-ln2/2, ln2/2], k an integer-valued float (Cody-Waite)."""
     k = _round(x * (1 / math.log(2)))
     r = x - k * _LN2[0]
-    r = r - k * _LN2[1]
-    p = _EXP_TAYLOR[-1]
-    for c in reversed(_EXP_TAYLOR[:-1]):
+    return r - k * _LN2[1], k
+
+
+def _exp_bits(k):
+    """The bits of the float 2^k (k integer-valued, in the normal range), as int32."""
+    return mx.left_shift(k.astype(mx.int32) + 127, 23)
+
+
+def _horner(p, r, coefficients):
+    for c in coefficients:
         p = p * r + c
-    two_k = mx.left_shift(k.astype(mx.int32) + 127, 23).view(mx.float32)
-    return p * two_k
+    return p
+
+
+# exp(r) by Horner from the highest coefficient: the first _EXP_HEAD steps, then the rest.
+_EXP_HEAD = 4
+_EXP_HI, _EXP_LO = _EXP_TAYLOR[-2:-2 - _EXP_HEAD:-1], _EXP_TAYLOR[-2 - _EXP_HEAD::-1]
+
+
+@_in_float32
+def exp_poly(x):
+    """exp(x) = 2^k * exp(r), exp(r) by a degree-7 Taylor polynomial, 2^k built from its
+    exponent bits. Traced inside a compiled function (fixed shapes: MLX cannot infer shapes
+    through the bit view)."""
+    r, k = _reduce_ln2(_clamp(x, _EXP_MIN, _EXP_MAX))
+    p = _horner(_horner(_EXP_TAYLOR[-1], r, _EXP_HI), r, _EXP_LO)
+    return p * _exp_bits(k).view(mx.float32)
 
 
 @mx.compile
@@ -105,21 +129,46 @@ def silu(x):
     return x / (1.0 + exp_poly(-x))
 
 
+# exp_poly's operations in the same order (same results, bit for bit), cut by hand into
+# kernels that MLX fuses whole and GCC vectorizes (MLX compiles them with -O3, SSE2). Traced
+# whole, MLX cuts the graph where it is more than 11 levels deep or where two outputs share a
+# value, and at a cut it passes a constant as a zero-stride array, which puts the kernel on
+# its strided, scalar loop; and GCC leaves a loop scalar when a select feeds arithmetic, so
+# the clamp is a kernel of its own. GLU gate of 257 x 4096: 6 kernels (the last strided,
+# the reduction scalar) -> 5 vectorized ones.
+_clamped = mx.compile(lambda x: _clamp(x, _EXP_MIN, _EXP_MAX))
+_clamped_negated = mx.compile(lambda x: _clamp(-x, _EXP_MIN, _EXP_MAX))
+_reduce = mx.compile(_reduce_ln2)
+_bits = mx.compile(_exp_bits)
+_head = mx.compile(lambda r: _horner(_EXP_TAYLOR[-1], r, _EXP_HI))
+
+
+def _exp_parts(x, clamp=_clamped):
+    """(r, Horner's first steps on r, 2^k) of exp(x), for a final kernel to finish."""
+    r, k = _reduce(clamp(x))
+    return r, _head(r), _bits(k).view(mx.float32)
+
+
 @mx.compile
+def _exp_finish(r, p, two_k):
+    return _horner(p, r, _EXP_LO) * two_k
+
+
+@mx.compile
+def _gated_silu_finish(value, gate, r, p, two_k):
+    return value * (gate / (1.0 + _horner(p, r, _EXP_LO) * two_k))
+
+
 def gated_silu(value, gate):
-    """value * SiLU(gate): the GLU of the DiT feed-forward in one fused kernel. (Not split
-    over CPU streams like the snakes: measured slower at the DiT's 1M elements.)"""
-    return value * (gate / (1.0 + exp_poly(-gate)))
-
-
-@mx.compile
-def _exp_shifted(s, m):
-    return exp_poly(s - m)
+    """value * SiLU(gate): the GLU of the DiT feed-forward, in float32."""
+    if gate.dtype != mx.float32:
+        return gated_silu(value.astype(mx.float32), gate.astype(mx.float32)).astype(gate.dtype)
+    return _gated_silu_finish(value, gate, *_exp_parts(gate, _clamped_negated))
 
 
 def softmax(s):
     """Softmax over the last axis (max-shifted, so exp only sees values <= 0)."""
-    e = _exp_shifted(s, mx.max(s, axis=-1, keepdims=True))
+    e = _exp_finish(*_exp_parts(s - mx.max(s, axis=-1, keepdims=True)))
     return e / mx.sum(e, axis=-1, keepdims=True)
 
 

@@ -62,6 +62,24 @@ def test_softmax_matches_float64(s):
     assert np.all(np.abs(got - ref) <= tol), f"softmax: worst {np.max(np.abs(got - ref) / tol):.3g} x tol"
 
 
+def test_kernels_cut_by_hand_equal_the_whole_polynomial():
+    """The GLU gate and the softmax run exp_poly's operations cut into kernels by hand: the
+    same operations in the same order, so the same bits as exp_poly traced whole, at the ends
+    of its clamp, beyond them, and on inf and NaN."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(-100, 100, 20001), [-87, 88, np.inf, -np.inf, np.nan],
+                        rng.standard_normal(4994) * 30]).astype(np.float32).reshape(2, 50, 250)
+    x, v = mx.array(x), mx.array(np.flip(x).copy())
+    whole_gate = mx.compile(lambda v, g: v * (g / (1.0 + fastmath.exp_poly(-g))))
+    assert np.array_equal(np.array(fastmath.gated_silu(v, x)), np.array(whole_gate(v, x)),
+                          equal_nan=True)
+    s = mx.where(mx.isnan(x), 0.0, x)  # rows with inf are NaN after the max shift
+    whole_exp = mx.compile(lambda s, m: fastmath.exp_poly(s - m))
+    e = whole_exp(s, mx.max(s, axis=-1, keepdims=True))
+    assert np.array_equal(np.array(fastmath.softmax(s)),
+                          np.array(e / mx.sum(e, axis=-1, keepdims=True)), equal_nan=True)
+
+
 def test_round_is_rint_ties_to_even():
     """The add-and-subtract rounding that the range reductions use, against numpy's rint,
     on halves (ties), their neighbours and the ends of its exact range (+-2^22)."""
