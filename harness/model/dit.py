@@ -108,7 +108,7 @@ class GLU(nn.Module):
         self.proj = Linear(dim_in, 2 * dim_out)
 
     def __call__(self, x):
-        value, gate = mx.split(self.proj(x), 2, axis=-1)
+        value, gate = self.proj.chunks(x, 2)
         return fastmath.gated_silu(value, gate)
 
 

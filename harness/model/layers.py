@@ -6,7 +6,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from harness.model import conv, fastmath
-from harness.model.capture import tap
+from harness.model.capture import recording_active, tap
 
 
 class LayerNorm(nn.Module):
@@ -63,6 +63,19 @@ class ConvTranspose1d(nn.ConvTranspose1d):
 class Linear(nn.Linear):
     def __call__(self, x):
         return tap(self, super().__call__(x))
+
+    def chunks(self, x, n: int) -> list:
+        """The output cut in n equal parts along its last axis, each from a GEMM of its own
+        on a row block of the weight (a view, no copy): the parts are contiguous arrays,
+        where a split of one output is a strided view that a compiled elementwise kernel
+        reads on its scalar, strided loop. Same values as splitting __call__'s output."""
+        w, b = self.weight, self.get("bias")
+        m = w.shape[0] // n
+        blocks = [slice(i * m, (i + 1) * m) for i in range(n)]
+        parts = [x @ w[s].T if b is None else mx.addmm(b[s], x, w[s].T) for s in blocks]
+        if recording_active():
+            tap(self, mx.concatenate(parts, axis=-1))
+        return parts
 
 
 class SiLU(nn.Module):

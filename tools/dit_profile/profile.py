@@ -57,12 +57,12 @@ class Clock:
     def linear(self, fn):
         timed = self.timed("linear", fn)
 
-        def run(module, x):
+        def run(module, x, *args):  # __call__, or chunks(x, n)
             n, k = module.weight.shape
             shape = (int(np.prod(x.shape[:-1])), k, n)
             self.linear_shapes[shape] += 1
             before = self.seconds["linear"]
-            out = timed(module, x)
+            out = timed(module, x, *args)
             self.linear_seconds[shape] += self.seconds["linear"] - before
             return out
         return run
@@ -90,6 +90,7 @@ def instrumented(clock: Clock):
 
     return patched([
         (layers.Linear, "__call__", clock.linear(layers.Linear.__call__)),
+        (layers.Linear, "chunks", clock.linear(layers.Linear.chunks)),
         (layers.LayerNorm, "__call__", clock.timed("layer norms", layers.LayerNorm.__call__)),
         (nn.LayerNorm, "__call__", clock.timed("q/k norms", nn.LayerNorm.__call__)),
         (layers.Conv1d, "__call__", clock.timed("1x1 convs", layers.Conv1d.__call__)),
@@ -98,6 +99,7 @@ def instrumented(clock: Clock):
         (dit, "apply_rotary", clock.timed("rope", dit.apply_rotary)),
         (dit.fastmath, "gated_silu", clock.timed("glu gate", fastmath.gated_silu)),
         (dit.fastmath, "attention", attention),
+        (dit, "SLICE_MIN_ELEMENTS", float("inf")),  # one token slice: ops timed one by one
     ])
 
 

@@ -107,7 +107,7 @@ def _square_transposed(model, checkpoint):
 
 def glu_swapped(self, x):
     """GLU.__call__ gating the value half with the gate half's roles exchanged."""
-    gate, value = mx.split(self.proj(x), 2, axis=-1)  # BUG: halves swapped
+    gate, value = self.proj.chunks(x, 2)  # BUG: halves swapped
     return fastmath.gated_silu(value, gate)
 
 
