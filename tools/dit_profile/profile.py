@@ -99,7 +99,6 @@ def instrumented(clock: Clock):
         (dit, "apply_rotary", clock.timed("rope", dit.apply_rotary)),
         (dit.fastmath, "gated_silu", clock.timed("glu gate", fastmath.gated_silu)),
         (dit.fastmath, "attention", attention),
-        (dit, "SLICE_MIN_ELEMENTS", float("inf")),  # one token slice: ops timed one by one
     ])
 
 
