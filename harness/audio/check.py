@@ -32,6 +32,7 @@ FREE = {
     "band_limit_db": lambda s: m.band_limit_db(s.x, s.sr),
     "flicker_db": lambda s: m.flicker_db(s.x, s.sr),
     "seam_db": m.seam_db,
+    "frame_seam_db": m.frame_seam_db,
     **{f"comb_{name}_db": (lambda s, p=p: m.comb_db(s, p))
        for name, p in m.STRIDE_PERIODS.items()},
 }

@@ -39,19 +39,21 @@ def stride_comb(x, sr, level_db, period=2048, seed=0):
 
 def seams(x, sr, period=None, jump_db=0.0, hop=1021, at=None):
     """'Stitched without overlap': the clip cut every `period` samples (or at the sample
-    positions `at`) and each piece played from elsewhere in the music (piece k from k * hop
-    samples on), as independently decoded chunks whose waveforms do not continue each other.
-    Each cut is moved up to 63 samples until the waveform jumps by at least `jump_db` re the
-    RMS around it (a splice that lands on an equal value by chance is no seam)."""
+    positions `at`) and piece k played from (k + 1) * hop samples earlier in the music, as
+    independently decoded chunks whose waveforms do not continue each other. Each cut's
+    source moves up to 63 samples further until the waveform jumps by at least `jump_db` re
+    the RMS around it (a splice that lands on an equal value by chance is no seam). Taken from
+    before the cut, a piece wraps past the clip's start only when cuts are closer than `hop`:
+    a piece taken from after it would wrap past the end, a second seam nobody asked for."""
     n = x.shape[-1]
     cuts = list(range(period, n, period) if at is None else at)
     y = x.copy()
     for k, (s, end) in enumerate(zip(cuts, cuts[1:] + [n])):
         rms = np.sqrt(np.mean(x[:, max(s - 1024, 0): s + 1024].astype(np.float64) ** 2))
         want = rms * 10 ** (jump_db / 20)
-        jumps = [np.abs(y[:, s - 1] - x[:, (s + (k + 1) * hop + j) % n]).max() for j in range(64)]
+        jumps = [np.abs(y[:, s - 1] - x[:, (s - (k + 1) * hop - j) % n]).max() for j in range(64)]
         j = next((j for j, d in enumerate(jumps) if d >= want), int(np.argmax(jumps)))
-        src = (np.arange(s, end) + (k + 1) * hop + j) % n
+        src = (np.arange(s, end) - (k + 1) * hop - j) % n
         y[:, s:end] = x[:, src]
     return y
 
@@ -159,8 +161,8 @@ INTENDED = {
     "comb_172hz": ["comb_172hz_db"],
     "comb_1378hz": ["comb_1378hz_db"],
     "comb_5512hz": ["comb_5512hz_db"],
-    "seams_8192": ["seam_db"],
-    "seams_65536": ["seam_db"],
+    "seams_8192": ["seam_db", "frame_seam_db"],
+    "seams_65536": ["seam_db", "frame_seam_db"],
     "seams_30011": ["seam_db"],
     "half_speed": ["speed_ratio"],
     "double_speed": ["speed_ratio"],

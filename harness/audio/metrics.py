@@ -324,6 +324,10 @@ def seam_scores(x, order=16, block=4096, sub=64, floor_db=-30.0) -> np.ndarray:
     return score
 
 
+def _seam_scores(s: Signal) -> np.ndarray:
+    return s.get("seam_scores", lambda: seam_scores(s.x))
+
+
 def seam_db(x) -> float:
     """Most prominent waveform discontinuity anywhere in the clip, dB over the local prediction
     error, both channels at once (see seam_scores). Position-free, so seams are found at any
@@ -331,7 +335,29 @@ def seam_db(x) -> float:
     error (thresholds.toml). A decode stitched without overlap leaves one at every chunk
     boundary."""
     s = _sig(x)
-    return s.get("seam_db", lambda: _db(seam_scores(s.x).max()))
+    return s.get("seam_db", lambda: _db(_seam_scores(s).max()))
+
+
+SEAM_LAG = (-1, 6)  # the score peaks 2-4 samples after a cut: the LPC residual's 2nd difference
+
+
+def frame_seam_db(x, hop=STRIDE_PERIODS["21hz"]) -> float:
+    """seam_db at latent frame boundaries only (every `hop` samples from the clip's start),
+    where a decode chunked in latent frames must put its seams. Music's own transients land
+    there by chance: the largest of ~N/hop windows is ~10 dB below the largest of all N
+    samples, so a lone seam in dense music that seam_db cannot tell from a drum hit stands
+    out here (thresholds.toml)."""
+    s = _sig(x)
+
+    def compute():
+        score = _seam_scores(s)
+        lo, hi = SEAM_LAG
+        starts = np.arange(hop, len(score) - hop, hop)
+        if not len(starts):
+            return _db(0.0)
+        windows = starts[:, None] + np.arange(lo, hi + 1)
+        return _db(score[windows].max())
+    return s.get("frame_seam_db", compute)
 
 
 # ---- reference-relative ---------------------------------------------------------------------
