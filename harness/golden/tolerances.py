@@ -126,25 +126,28 @@ FP32_TINY = {
 
 # The trained tiny model's goldens (manifest weights.preset == "tiny-trained", torch only: no
 # LiteRT golden of it) get floors by the same rule from MLX vs torch on its four cases
-# (tiny-trained-torch, -euler, -cfg, -long), worst SNR per group on an Intel Xeon host:
-# t5 124.4 (block 1's SelfAttention), conditioner 127.0 (prompt), dit 123.1 (model.model),
-# dit-steps 104.6 (layers.0.cross_attn@7), sampler 103.9 (cfg, steps.2.denoised), vae 106.6
-# (cfg, decoder.input). Reference vs reference (torch's AVX2 re-record of tiny-trained-torch
-# vs the AVX-512 golden, suites/reference): t5 exact, conditioner 135.2, dit 124.8, dit-steps
-# 115.7, sampler 113.6, vae 110.1: above MLX's, which set the floors.
+# (tiny-trained-torch, -euler, -cfg, -long), worst SNR per group on an Intel Xeon host, for the
+# weights committed 30 Nov (tools/train_tiny trial 8; `golden calibrate`): t5 124.4 (block 1's
+# SelfAttention), conditioner 127.0 (prompt), dit 121.1 (cfg, layers.0.cross_attn), dit-steps
+# 117.4 (model.model@7), sampler 100.7 (cfg, steps.7.denoised), vae 100.7 (cfg, decoder.input:
+# the sampler's output). Against the first weights' (dit 123.1, dit-steps 104.6, sampler
+# 103.9, vae 106.6) the rule moves dit-steps from 90 to 105 and vae from 95 to 90.
+# First weights, reference vs reference (torch's AVX2 re-record of tiny-trained-torch vs the
+# AVX-512 golden, suites/reference): t5 exact, conditioner 135.2, dit 124.8, dit-steps 115.7,
+# sampler 113.6, vae 110.1: above MLX's, which set the floors.
 # The general floors (35 dB vae) let the eps slips and an fp16 decoder through; these catch
-# them at their own module: block LayerNorm eps 1e-6 reads 109.1 dB at pre_norm, qk-norm eps
-# 1e-5 106.4 at q_norm (vs 110), fp16 latents 73.9-75.0 at decoder.input (vs 95). With
-# OpenBLAS's Haswell (the AMD host's preset) or Zen kernels instead of SkylakeX the smallest
-# margin is 10.6 dB (vae 105.6), with Sandybridge's 9.3 dB (vae 104.3); the mutants' readings
-# move by <= 0.1 dB (an eps effect, not rounding).
+# them at their own module (first weights: block LayerNorm eps 1e-6 read 109.1 dB at pre_norm,
+# qk-norm eps 1e-5 106.4 at q_norm (vs 110), fp16 latents 73.9-75.0 at decoder.input). With
+# OpenBLAS's Haswell (the AMD host's preset) or Zen kernels instead of SkylakeX the first
+# weights' smallest margin was 10.6 dB (vae 105.6), with Sandybridge's 9.3 dB (vae 104.3); the
+# mutants' readings moved by <= 0.1 dB (an eps effect, not rounding).
 FP32_TINY_TRAINED = {
     "t5": Tolerance(110.0, 124.4),           # margin 14.4 dB
     "conditioner": Tolerance(115.0, 127.0),  # margin 12.0 dB
-    "dit": Tolerance(110.0, 123.1),          # margin 13.1 dB
-    "dit-steps": Tolerance(90.0, 104.6),     # margin 14.6 dB
-    "sampler": Tolerance(90.0, 103.9),       # margin 13.9 dB
-    "vae": Tolerance(95.0, 106.6),           # margin 11.6 dB
+    "dit": Tolerance(110.0, 121.1),          # margin 11.1 dB
+    "dit-steps": Tolerance(105.0, 117.4),    # margin 12.4 dB
+    "sampler": Tolerance(90.0, 100.7),       # margin 10.7 dB
+    "vae": Tolerance(90.0, 100.7),           # margin 10.7 dB
 }
 
 # -- fp32 goldens vs MLX fp16 (load_model(dtype=float16): every weight and activation fp16) --

@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.errors import BadInput
 
 SHA256 = {
-    "model.safetensors": "24345b3aec9b637304d0e947ed78382291dbeeada0da2b7fb56227e3c03b606e",
+    "model.safetensors": "ce20fc66783300069c9074ed32f81cad0f0df8cc4980233876b59e916f083230",
     "t5/model.safetensors": "85d584b107ca290c1675432e5f4a07aa86674684103fcdbb8348620027c42b43",
 }
 

@@ -2,10 +2,10 @@
 so more absolute audio checks hold on the unmutated clip and can hear mutants on their own.
 The heard-by table before/after is tools/train_tiny/README.md.
 
-Measured on the committed weights: the clean clip passes band limit, seams, DC, loudness and
-the channel checks, not yet flicker or the stride combs (flicker 38 dB: the decoder is
-under-trained); decode-chunks-no-overlap (one seam in 160 frames) reads seam_db 41.5 against
-7.9 clean, threshold 30: heard.
+Measured on the committed weights: the clean clip passes band limit, seams, DC, loudness, the
+channel checks and the 5512 Hz stride comb (-44.1 dB), not yet flicker (19.1 dB) or the other
+stride combs (the decoder's buzz, tools/train_tiny/README.md); decode-chunks-no-overlap (one
+seam in 160 frames) reads seam_db 40.2 against 11.8 clean, threshold 30: heard.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import pytest
 from harness.mutants.run import CATALOGUE, Bench, run_catalogue
 
 ABSOLUTE = {"band_limit_db", "seam_db", "frame_seam_db", "dc_offset", "loudness_lufs",
-            "channel_correlation"}
+            "channel_correlation", "comb_5512hz_db"}
 # mutant -> an absolute check that hears it on the trained model's clip (none did on the
 # synthetic tiny model's noise-like clip but snake-no-exp's loudness)
 HEARD = {"convt-weight-layout": "channel_correlation", "snake-no-exp": "dc_offset",
-         "decode-chunks-no-overlap": "seam_db"}
+         "decode-chunks-no-overlap": "seam_db", "convt-weight-norm-wrong-dim": "comb_5512hz_db",
+         "conv-padding-off-by-one": "comb_5512hz_db"}
 LATENTS = Path(__file__).parents[1] / "model" / "data" / "tiny_trained_music_latents.npz"
 
 
@@ -61,10 +62,10 @@ def test_trained_cases_localize_the_sampler_path_and_long_input_mutants(bench):
 @pytest.mark.nightly
 def test_trained_decode_stitched_without_overlap_is_heard_on_held_out_music():
     """The trained VAE decoding the held-out music latents (160 frames: one seam at frame 128)
-    with decode-chunks-no-overlap: seam_db flags it (stg1 32.5, busy_schedule 41.6, threshold
-    30), and frame_seam_db with more margin (the same 32.5 / 41.6: the seam is on the frame
-    grid; threshold 26); the unmutated decodes are not flagged (10.4 / 7.4; on the grid 7.0 /
-    3.2)."""
+    with decode-chunks-no-overlap: seam_db flags it (stg1 32.3, busy_schedule 43.1,
+    threshold 30), and frame_seam_db (the same 32.3 / 43.1: the seam is on the frame grid;
+    threshold 26); the unmutated decodes are not flagged (13.9 / 11.3; on the grid
+    6.6 / 8.4)."""
     import mlx.core as mx
 
     from harness.audio import check, metrics
