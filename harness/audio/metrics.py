@@ -8,6 +8,7 @@ scipy (welch, stft, filter design); nothing here is tuned: thresholds live in th
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -384,9 +385,12 @@ def speed_ratio(x, ref, sr: int, max_octaves=1.25, per_octave=96) -> float:
         u, v = (a[shift:], b[:len(b) - shift]) if shift >= 0 else (a[:shift], b[-shift:])
         if len(u) < per_octave:
             continue
-        if np.std(u) == 0 or np.std(v) == 0:
+        # Pearson's r written out: np.corrcoef per shift was a fifth of the audio checks' time
+        du, dv = u - u.mean(), v - v.mean()
+        su, sv = float(du @ du), float(dv @ dv)
+        if su == 0 or sv == 0:
             continue
-        c = np.corrcoef(u, v)[0, 1]
+        c = float(du @ dv) / math.sqrt(su * sv)
         if c > best:
             best, best_shift = c, shift
     return float(2 ** (best_shift / per_octave))
@@ -428,12 +432,15 @@ def _stft_mag(x, sr, n_fft, hop=None):
 def mrstft_distance(x, ref, sr: int, sizes=(512, 1024, 2048)) -> float:
     """Multi-resolution STFT distance of the mid signals: mean over FFT sizes (hop 1/4) of
     spectral convergence plus mean absolute log-magnitude difference (natural log)."""
+    ref = _sig(ref, sr)
     total = 0.0
     for n_fft in sizes:
         a, b = _stft_mag(x, sr, n_fft), _stft_mag(ref, sr, n_fft)
-        eps = b.max() * 1e-5 + _TINY
-        sc = np.linalg.norm(a - b) / (np.linalg.norm(b) + _TINY)
-        total += sc + np.mean(np.abs(np.log(a + eps) - np.log(b + eps)))
+        # the reference's side, once per reference: check_audio compares ~30 clips with one
+        eps, log_b, norm_b = ref.get(("mrstft_ref", n_fft), lambda: (
+            (e := b.max() * 1e-5 + _TINY), np.log(b + e), np.linalg.norm(b)))
+        sc = np.linalg.norm(a - b) / (norm_b + _TINY)
+        total += sc + np.mean(np.abs(np.log(a + eps) - log_b))
     return float(total / len(sizes))
 
 

@@ -50,6 +50,7 @@ def test_memory_setting_covers_the_measured_peak():
     assert peaks and setting >= max(peaks)
 
 
+@pytest.mark.nightly  # 20 s: .ci/run's full stage runs it
 def test_nightly_fast_mode_runs_green_without_debian_packages(tmp_path):
     (tmp_path / "empty-share").mkdir()
     proc = _bash("ci/nightly.sh", _env(tmp_path, SAO_CI_FAST="1"))
