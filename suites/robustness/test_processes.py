@@ -21,9 +21,17 @@ from suites.robustness.contract import TIMEOUT, cli, no_temp_left
 pytestmark = pytest.mark.nightly
 
 
+def _as_from_a_terminal():
+    """SIGINT as Ctrl-C finds it. A shell without job control starts background commands with
+    SIGINT ignored, and every child inherits that: pytest under such a CI runner would send
+    SIGINT to a process that cannot receive it (seen 30 Nov: synth ran to exit 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(*args, env=None):
     return subprocess.Popen([sys.executable, "-m", "harness.cli", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_as_from_a_terminal)
 
 
 def _catches_sigterm(p) -> bool:
