@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.bench.baseline import GATE_ARGS, ROOT as BASELINES, gate_env, thresholds
 from harness.bench.machine import machine_class
 
@@ -61,6 +63,7 @@ def run_bench(tmp_path: Path, tag: str, *args: str, env: dict | None = None):
     return p.returncode, p.stdout + p.stderr
 
 
+@pytest.mark.nightly  # three benchmark runs, 12 s: .ci/run's full stage runs it
 def test_compare_fail_catches_slowed_model(tmp_path):
     cls_dir = BASELINES / machine_class()
     percent = (thresholds(cls_dir).get(DIT, FALLBACK_PERCENT)
