@@ -64,11 +64,14 @@ def _sin_reduced(r):
 
 
 def _in_float32(f):
-    """f computed in float32 and its result rounded back to the input's dtype: the range
-    reductions' _ROUNDER (1.5 * 2^23) is inf in float16 and not exact in bfloat16."""
+    """f computed in float32 and its result rounded back to the first input's dtype: the
+    range reductions' _ROUNDER (1.5 * 2^23) is inf in float16 and not exact in bfloat16."""
     @wraps(f)
-    def run(x):
-        return f(x) if x.dtype == mx.float32 else f(x.astype(mx.float32)).astype(x.dtype)
+    def run(*xs):
+        dtype = xs[0].dtype
+        if all(x.dtype == mx.float32 for x in xs):
+            return f(*xs)
+        return f(*(x.astype(mx.float32) for x in xs)).astype(dtype)
     return run
 
 
@@ -159,10 +162,9 @@ def _gated_silu_finish(value, gate, r, p, two_k):
     return value * (gate / (1.0 + _horner(p, r, _EXP_LO) * two_k))
 
 
+@_in_float32
 def gated_silu(value, gate):
     """value * SiLU(gate): the GLU of the DiT feed-forward, in float32."""
-    if gate.dtype != mx.float32:
-        return gated_silu(value.astype(mx.float32), gate.astype(mx.float32)).astype(gate.dtype)
     return _gated_silu_finish(value, gate, *_exp_parts(gate, _clamped_negated))
 
 

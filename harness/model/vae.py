@@ -23,8 +23,8 @@ that count taken as at most TILE_CHANNELS_MAX): full size, segments of 1024/512/
 channels: tiles of 1024/1024/2048/4096/4096 samples = 128/16/8/4/2 latent frames, so a latent
 longer than 2 frames is cut in the last segment and one longer than 128 frames in every
 segment. tiny (16/8/8 channels): 32768/65536/65536 samples = 4096/2048/1024 frames: the tiny
-decode is one tile per segment below 1025 frames. `decode(z, tile_elements=0)` and any active `capture.recording` (the golden
-comparisons) run the untiled graph.
+decode is one tile per segment below 1025 frames. `decode(z, tile_elements=0)` and any active
+`capture.recording` (the golden comparisons) run the untiled graph.
 """
 
 from __future__ import annotations
