@@ -178,8 +178,8 @@ def balance_upsamplers(ae) -> None:
 
 def train_vae(ae, clips, rng, steps, lr, log, kl_weight=1e-4, batch=2, crop=VAE_CROP,
               latent_noise=None, context=0, wave_weight=1.0, comb_weight=0.0,
-              flicker_weight=0.0, level_weight=0.0, smooth_weight=0.0, balance=False,
-              budget_s=float("inf")):
+              flicker_weight=0.0, level_weight=0.0, smooth_weight=0.0, smooth_hinge=0.0,
+              balance_from=None, budget_s=float("inf")):
     """Defaults: the first weights' recipe (the decoder on the bottleneck's samples, MR-STFT +
     waveform L1 + KL); main()'s defaults are the committed one (trial 8 of
     tools/train_tiny/README.md: latent_noise 0.1, context 4). The knobs:
@@ -187,8 +187,10 @@ def train_vae(ae, clips, rng, steps, lr, log, kl_weight=1e-4, batch=2, crop=VAE_
     context: latent frames of music on each side of the crop that the encoder and decoder see
     (the loss is on the crop only), so the crop's latents are not all near a zero-padded edge;
     comb/flicker/level_weight: the whole-crop comb, frame-rate flicker and level terms;
-    smooth_weight: the latents' roughness (frame-to-frame change);
-    balance: keep the decoder's upsamplers phase-balanced (balance_upsamplers)."""
+    smooth_weight: the latents' roughness (frame-to-frame change) past smooth_hinge (0: all
+    of it; trial 9 smoothed to 0.08, past what the music needs, and lost level and image);
+    balance_from: from this step on, keep the decoder's upsamplers phase-balanced
+    (balance_upsamplers; None: never)."""
     params = [p for p in ae.parameters()]
     for p in params:
         p.requires_grad_(True)
@@ -196,12 +198,13 @@ def train_vae(ae, clips, rng, steps, lr, log, kl_weight=1e-4, batch=2, crop=VAE_
     warmup = min(WARMUP, steps // 4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / max(warmup, 1))
                                               * (0.55 + 0.45 * np.cos(np.pi * i / steps)))
-    if balance:
-        balance_upsamplers(ae)
     ae.train()
     t0 = time.perf_counter()
     nan = torch.tensor(float("nan"))
     for step in range(steps):
+        balance = balance_from is not None and step >= balance_from
+        if step == balance_from:
+            balance_upsamplers(ae)
         wide = torch.from_numpy(crops(clips, rng, batch, crop + 2 * context * 2048))
         x = wide[..., context * 2048:context * 2048 + crop]
         mean, scale = ae.encoder(wide).chunk(2, dim=1)
@@ -217,7 +220,7 @@ def train_vae(ae, clips, rng, steps, lr, log, kl_weight=1e-4, batch=2, crop=VAE_
         rough = roughness(mean)
         loss = spec + wave_weight * wave + kl_weight * kl
         for w, term in ((comb_weight, comb), (flicker_weight, flick), (level_weight, level),
-                        (smooth_weight, rough)):
+                        (smooth_weight, torch.relu(rough - smooth_hinge))):
             if w:
                 loss = loss + w * term
         opt.zero_grad(set_to_none=True)
@@ -376,8 +379,12 @@ def main() -> int:
     ap.add_argument("--level-weight", type=float, default=0.0)
     ap.add_argument("--smooth-weight", type=float, default=0.0,
                     help="weight of the latents' roughness (1 - lag-1 autocorrelation)")
-    ap.add_argument("--balance", action="store_true",
+    ap.add_argument("--smooth-hinge", type=float, default=0.0,
+                    help="penalize the roughness only past this (default: %(default)s)")
+    ap.add_argument("--balance", action="store_const", const=0, dest="balance_from",
                     help="keep the decoder's upsamplers phase-balanced (no per-frame template)")
+    ap.add_argument("--balance-from", type=int, default=None,
+                    help="... from this VAE step on (the decoder first trains free)")
     ap.add_argument("--vae-minutes", type=float, default=float("inf"),
                     help="stop the VAE phase early after this long (the shared machine's speed "
                          "varies; loss.csv records the steps reached)")
@@ -416,7 +423,8 @@ def main() -> int:
               context=args.context, wave_weight=args.wave_weight,
               comb_weight=args.comb_weight, flicker_weight=args.flicker_weight,
               level_weight=args.level_weight, smooth_weight=args.smooth_weight,
-              balance=args.balance, budget_s=60 * args.vae_minutes)
+              smooth_hinge=args.smooth_hinge, balance_from=args.balance_from,
+              budget_s=60 * args.vae_minutes)
     means = encode_means(ae, clips)
     if args.level_fix:
         print(f"decoder output level fixed by {fix_output_level(ae, clips, means):+.2f} dB",
