@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.errors import BadInput
 
 SHA256 = {
-    "model.safetensors": "bd5ed5abff29f0c2291604136c018a5f128d4052e0747aeb09334c01f372e8d6",
+    "model.safetensors": "ce20fc66783300069c9074ed32f81cad0f0df8cc4980233876b59e916f083230",
     "t5/model.safetensors": "85d584b107ca290c1675432e5f4a07aa86674684103fcdbb8348620027c42b43",
 }
 

@@ -8,9 +8,7 @@ Runs in the reference environment (torch + stable-audio-tools; see harness/refer
 
 1. The VAE (encoder, bottleneck, decoder; real strides 2,4,4,8,8 = 2048) learns to reconstruct
    random 0.74 s crops seen with 4 latent frames of music each side; it decodes the posterior
-   mean plus a little noise: multi-resolution STFT loss + waveform L1 + a small KL term. For
-   its last 200 steps the decoder's upsamplers are kept phase-balanced (balance_upsamplers),
-   so a constant latent decodes to a constant, not a waveform repeating every frame.
+   mean plus a little noise: multi-resolution STFT loss + waveform L1 + a small KL term.
 2. Its latents are rescaled to unit standard deviation (the encoder's mean output and the
    decoder's input conv absorb the factor, so the pretransform scale stays 1.0, as official).
 3. The DiT learns rectified flow (v = noise - x0, t logit-normal) on the encoded clips with
@@ -183,8 +181,8 @@ def train_vae(ae, clips, rng, steps, lr, log, kl_weight=1e-4, batch=2, crop=VAE_
               flicker_weight=0.0, level_weight=0.0, smooth_weight=0.0, smooth_hinge=0.0,
               balance_from=None, budget_s=float("inf")):
     """Defaults: the first weights' recipe (the decoder on the bottleneck's samples, MR-STFT +
-    waveform L1 + KL); main()'s defaults are the committed one (trial 14 of
-    tools/train_tiny/README.md: latent_noise 0.1, context 4, balance_from 600). The knobs:
+    waveform L1 + KL); main()'s defaults are the committed one (trial 8 of
+    tools/train_tiny/README.md: latent_noise 0.1, context 4). The knobs:
     latent_noise: decode mean + latent_noise * N(0, std of the means) instead of a sample;
     context: latent frames of music on each side of the crop that the encoder and decoder see
     (the loss is on the crop only), so the crop's latents are not all near a zero-padded edge;
@@ -365,7 +363,7 @@ def main() -> int:
     # barrier for a thread the scheduler has parked; a VAE step measured 7-22 s on 2 threads
     # at load 6 and 0.56 s on 1.
     ap.add_argument("--threads", type=int, default=1)
-    # The trials' knobs (README); the defaults are the committed weights' recipe (trial 14).
+    # The trials' knobs (README); the defaults are the committed weights' recipe (trial 8).
     ap.add_argument("--latent-noise", type=float, default=0.1,
                     help="decode the posterior mean plus this much noise (x the means' std) "
                          "instead of the bottleneck's sample; negative: the sample (the first "
@@ -383,7 +381,7 @@ def main() -> int:
                     help="weight of the latents' roughness (1 - lag-1 autocorrelation)")
     ap.add_argument("--smooth-hinge", type=float, default=0.0,
                     help="penalize the roughness only past this (default: %(default)s)")
-    ap.add_argument("--balance-from", type=int, default=600,
+    ap.add_argument("--balance-from", type=int, default=-1,
                     help="keep the decoder's upsamplers phase-balanced (no per-frame template) "
                          "from this VAE step on: the decoder trains free, then around the "
                          "projection; negative: never (default: %(default)s)")
