@@ -60,8 +60,9 @@ def test_float16_load_computes_in_float16(loaded):
     dtypes = recorded_dtypes(loaded[mx.float16])
     wrong = {n: d for n, d in dtypes.items() if (d == mx.float32) != (n in FLOAT32_BY_DESIGN)
              or d not in (mx.float16, mx.float32)}
-    assert not wrong, f"{len(wrong)} of {len(dtypes)} recorded tensors in an unexpected dtype " \
-                      f"(float32 only for {sorted(FLOAT32_BY_DESIGN)}): {dict(list(wrong.items())[:5])}"
+    assert not wrong, (f"{len(wrong)} of {len(dtypes)} recorded tensors in an unexpected "
+                       f"dtype (float32 only for {sorted(FLOAT32_BY_DESIGN)}): "
+                       f"{dict(list(wrong.items())[:5])}")
 
 
 def test_float16_decoder_casts_float32_latents(loaded):
