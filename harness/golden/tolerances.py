@@ -171,13 +171,13 @@ FP32_TINY_TRAINED = {
 #                .layers.4)
 # The last column is the official PyTorch code itself run in half precision on the same
 # goldens' inputs (tiny synth; tiny-trained): the same error class as ours, so these floors
-# measure float16, not an MLX fault. dit is set by RoPE on the 256-frame case: the float16
-# inv_freq moves the angle by up to ~0.05 rad at position 300. These floors replace ones
+# measure float16, not an MLX fault. dit is set by RoPE on the 1024-frame case: the float16
+# inv_freq moves the angle by up to 0.16 rad at position 1024 (0.005 at 32). These floors replace ones
 # measured when a float16 load still computed the DiT, sampler and decoder in float32
 # (float16 weights promoted by float32 inputs; only T5 ran in float16): t5 45 (56.9 then),
 # conditioner 45 (55.4), dit 40 (54.8), sampler 45 (57.9; dit-steps had no floor of its own
 # and took it), vae 20 (33.5). On today's goldens that path read dit 35.6 (k_rotary of the
-# 256-frame case, later than those floors: under dit's 40) and t5 53.3 (an 8.3 dB margin).
+# 1024-frame case, later than those floors: under dit's 40) and t5 53.3 (an 8.3 dB margin).
 # Real float16 is noisier, so four floors are looser: dit 40 -> 25, sampler 45 -> 20, vae
 # 20 -> 10 (gross faults only: channels swapped, sign, gain), t5 45 -> 40; dit-steps gets 30.
 # The floors take the worst of both tiny presets: one policy judges both. Not calibrated for full-size goldens: there the synthetic VAE alone turns fp32
