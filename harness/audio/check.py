@@ -120,9 +120,10 @@ def reference_signal(reference, sr: int) -> m.Signal:
 MIN_SAMPLES = 16 * 2048  # comb_lines needs > 12 bins between 21.5 Hz lines
 
 
-def check_audio(audio, sr: int, reference=None, limits: dict | None = None) -> Report:
+def check_audio(audio, sr: int, reference=None, limits: dict | None = None,
+                names=None) -> Report:
     """Run every check on planar (C, N) audio (and against `reference`, same shape, if given;
-    an array or a `reference_signal`).
+    an array or a `reference_signal`); only the checks in `names`, if given.
 
     NaN/Inf samples fail `nonfinite_samples`; the other metrics see them as zeros so the report
     still says what else is wrong. Raises BadInput for a wrong rate, shape or reference."""
@@ -132,16 +133,22 @@ def check_audio(audio, sr: int, reference=None, limits: dict | None = None) -> R
                              f"{MIN_SAMPLES} ({MIN_SAMPLES / sr:.2f} s: 16 latent frames, so the "
                              f"comb and flicker spectra resolve the 21.5 Hz lines)")
     limits = limits or thresholds()
+    wanted = set(FREE) | set(RELATIVE) if names is None else set(names)
+    if wanted - set(FREE) - set(RELATIVE):
+        raise ValueError(f"no such checks: {sorted(wanted - set(FREE) - set(RELATIVE))}")
     values = {"nonfinite_samples": m.nonfinite_samples(x)}
     s = m.Signal(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), sr)
     for name, fn in FREE.items():
-        values.setdefault(name, fn(s))
+        if name in wanted:
+            values.setdefault(name, fn(s))
     if reference is not None:
         ref = reference if isinstance(reference, m.Signal) else reference_signal(reference, sr)
         if ref.sr != sr or ref.shape != x.shape:
             raise BadInput(None, f"reference has shape {ref.shape} at {ref.sr} Hz, "
                                  f"audio has {x.shape} at {sr} Hz")
         for name, fn in RELATIVE.items():
-            values[name] = fn(s, ref)
+            if name in wanted:
+                values[name] = fn(s, ref)
+    values = {n: v for n, v in values.items() if n in wanted}
     return Report([Check(n, float(v), limits[n], _passes(float(v), limits[n]))
                    for n, v in values.items()])

@@ -2,8 +2,8 @@
 the metric meant for it, thresholds held on clips they were not tuned on.
 
 Thresholds were set from corpus.CALIBRATION (tools/calibrate_audio.py); these tests use only
-corpus.TEST. A confusion table (fault x metric) and the margins go to SAO_REPORT_DIR (or a
-pytest temporary directory).
+corpus.TEST. The margins, and under the `full` marker a confusion table (fault x metric), go to
+SAO_REPORT_DIR (or a pytest temporary directory).
 """
 
 from __future__ import annotations
@@ -89,7 +89,28 @@ def margins(reports):
     return rows
 
 
-def test_confusion_table_and_margins_written(reports, report_dir):
+def test_margins_written(reports, report_dir):
+    """The margins need only the intended checks (the default suite's survey)."""
+    rows = margins(reports)
+    (report_dir / "audio_margins.json").write_text(json.dumps(
+        {k: {"threshold": r["threshold"], "clean": r["clean"], "fault": r["fault"]}
+         for k, r in rows.items()}, indent=1))
+    assert set(rows) == {m for ms in INTENDED.values() for m in ms}
+    assert all(r["clean"][0] >= 0 and r["fault"][0] > 0 for r in rows.values())
+
+
+def test_fault_reports_hold_only_their_intended_checks(reports, test_clips):
+    clip = test_clips[0].name
+    for fault, names in INTENDED.items():
+        assert [c.name for c in reports[clip, fault].checks] == [
+            n for n in [*check.FREE, *check.RELATIVE] if n in names]
+    assert len(reports[clip, "clean"].checks) == len(check.FREE) + len(check.RELATIVE)
+
+
+@pytest.mark.full
+def test_confusion_table_and_margins_written(all_reports, report_dir):
+    """Every check on every fault (off-diagonal cells: what else a fault trips)."""
+    reports = all_reports
     clips = _clip_names(reports)
     metric_names = list(check.FREE) + list(check.RELATIVE)
     variants = CLEAN_VARIANTS + sorted(faults.FAULTS)
