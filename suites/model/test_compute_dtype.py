@@ -6,7 +6,7 @@ official code itself makes float32. A float32 load computes in float32 throughou
 Inside modules, where no tap records, float32 is kept as in the official code: the RoPE
 cos/sin tables and the rotation (rounded back to float16 after it), the softmax of attention
 (fastmath, as MLX's precise softmax), the layer and RMS norms' accumulation (mx.fast), the
-snake and exp range reductions (fastmath._in_float32) and the number conditioner's
+snake, SiLU and exp range reductions (fastmath) and the number conditioner's
 clamp-and-normalize before its float16 embedding.
 """
 
