@@ -3,11 +3,11 @@
 output of a real run on the seeded tiny checkpoint is float16, except the three tensors the
 official code itself makes float32. A float32 load computes in float32 throughout.
 
-Inside modules, where no tap records, float32 is kept as in the official code: the RoPE
-cos/sin tables and the rotation (rounded back to float16 after it), the softmax of attention
-(fastmath, as MLX's precise softmax), the layer and RMS norms' accumulation (mx.fast), the
-snake, SiLU and exp range reductions (fastmath) and the number conditioner's
-clamp-and-normalize before its float16 embedding.
+Inside modules, where no tap records, float32 stays where the official code keeps it (the
+RoPE cos/sin tables and the rotation, rounded back to float16 after it; seconds_total's
+clamp-and-normalize) and where the kernels accumulate in it as torch's half-precision ones do
+(softmax of attention, as MLX's precise softmax; layer and RMS norms, mx.fast; fastmath's
+snake, SiLU and exp range reductions, whose rounding constant is inf in float16).
 """
 
 from __future__ import annotations
