@@ -153,9 +153,9 @@ FP32_TINY_TRAINED = {
 # -- fp32 goldens vs MLX fp16 (load_model(dtype=float16)) ---------------------------------------
 # The official half-precision path (`model.to(float16)`, T5 in float16, the pretransform's
 # model_half): every weight float16 (the RoPE inv_freq buffer too), every module output
-# float16; float32 only where the official code keeps it: the RoPE cos/sin tables and
-# rotation, softmax and norm accumulations, the snake/exp range reductions, seconds_total's
-# normalization, the prompt conditioner's output (`* mask.float()`) and the returned audio.
+# float16; float32 only where the official code keeps it (the RoPE cos/sin tables and
+# rotation, seconds_total's normalization, the prompt conditioner's output `* mask.float()`,
+# the returned audio) and inside kernels (softmax, norms, fastmath's range reductions).
 # The timestep and the sampler state are float16 (the official DiT.forward casts t; the
 # official sampler integrates in the noise's dtype). suites/model/test_compute_dtype.py holds
 # this. Measured min SNR (dB) per group on the tiny goldens, MLX fp16 against:
