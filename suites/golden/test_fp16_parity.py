@@ -1,9 +1,10 @@
 """The bundled model loaded in float16 (`compare --dtype fp16`) matches the committed tiny
 goldens within the FP16 policy (harness/golden/tolerances.py), whose floors were measured on
 these cases: a float16 path that overflows or loses more than float16 rounding fails here
-(that it computes in float16 at all: suites/model/test_compute_dtype.py). The two euler cases (every DiT intermediate at every step, both tiny
-presets) run by default (~0.4 s each); every tiny case under `nightly` (float16 is slow on
-the CPU: the 1024-frame case alone takes ~9 s).
+(that it computes in float16 at all: suites/model/test_compute_dtype.py). The two euler
+cases (every DiT intermediate at every step, both tiny presets) run by default (~0.5 s
+each); every tiny case under `nightly` (float16 is slow on the CPU: the 1024-frame case
+alone takes ~9 s).
 """
 
 from __future__ import annotations
