@@ -150,18 +150,47 @@ FP32_TINY_TRAINED = {
     "vae": Tolerance(90.0, 100.7),           # margin 10.7 dB
 }
 
-# -- fp32 goldens vs MLX fp16 (load_model(dtype=float16): every weight and activation fp16) --
-# Measured on tiny only, MLX fp16 vs torch fp32 (identical vs LiteRT fp32), min SNR (dB):
-#   t5 56.9 (prompt.model), conditioner 55.4 (prompt), dit 54.8 (layers.0.cross_attn.k_norm),
-#   sampler 57.9 (steps.7.v; cfg 58.8), vae 33.5 (cfg 4 audio; cfg 1: 34.2 at decoder.layers.4).
-# Not calibrated for full-size goldens: there the synthetic VAE alone turns fp32 rounding
-# into 50.7 dB, so fp16 would leave little signal; use fp32 for full-size comparisons.
+# -- fp32 goldens vs MLX fp16 (load_model(dtype=float16)) ---------------------------------------
+# The official half-precision path (`model.to(float16)`, T5 in float16, the pretransform's
+# model_half): every weight float16 (the RoPE inv_freq buffer too), every module output
+# float16; float32 only where the official code keeps it (the RoPE cos/sin tables and
+# rotation, seconds_total's normalization, the prompt conditioner's output `* mask.float()`,
+# the returned audio) and inside kernels (softmax, norms, fastmath's range reductions).
+# The timestep and the sampler state are float16 (the official DiT.forward casts t; the
+# official sampler integrates in the noise's dtype). suites/model/test_compute_dtype.py holds
+# this. Measured min SNR (dB) per group on the tiny goldens, MLX fp16 against:
+#   group        torch, tiny synth     LiteRT   torch, tiny-trained        [official half path]
+#   t5           53.3 (block 1 attn)   56.9     55.4                       54.4; 53.6
+#   conditioner  55.4 (prompt)         55.4     56.8                       56.5; 56.9
+#   dit          35.6 (long, k_rotary) 49.1     49.8 (to_timestep_embed)   35.6; 49.9
+#   dit-steps    47.7 (to_timestep_    -        44.3 (layers.1.cross_attn  48.0; 46.5
+#                embed@1)                       @5)
+#   sampler      46.4 (cfg, steps.7.v) 54.2     34.7 (cfg, steps.7.        46.1; 36.9
+#                                               denoised)
+#   vae          24.8 (cfg, decoder    29.7     34.7 (cfg, decoder.input)  24.8; 36.9
+#                .layers.4)
+# The last column is the official PyTorch code itself run in half precision on the same
+# goldens' inputs (tiny synth; tiny-trained): the same error class as ours, so these floors
+# measure float16, not an MLX fault. dit is set by RoPE on the 1024-frame case: the float16
+# inv_freq moves the angle by up to 0.16 rad at position 1024 (0.005 at 32). These floors replace ones
+# measured when a float16 load still computed the DiT, sampler and decoder in float32
+# (float16 weights promoted by float32 inputs; only T5 ran in float16): t5 45 (56.9 then),
+# conditioner 45 (55.4), dit 40 (54.8), sampler 45 (57.9; dit-steps had no floor of its own
+# and took it), vae 20 (33.5). On today's goldens that path read dit 35.6 (k_rotary of the
+# 1024-frame case, later than those floors: under dit's 40) and t5 53.3 (an 8.3 dB margin).
+# Real float16 is noisier, so four floors are looser: dit 40 -> 25, sampler 45 -> 20, vae
+# 20 -> 10 (gross faults only: channels swapped, sign, gain), t5 45 -> 40; dit-steps gets 30.
+# The floors take the worst of both tiny presets: one policy judges both. Not calibrated for
+# full-size goldens: measured once (synth full seed 0, full-torch-euler, 32 frames) float16
+# reads t5 32.3, conditioner 31.1, sampler >= 38.6 and the decoder's output 19.3 dB (finite):
+# T5-base's 12 float16 blocks fall under the tiny floors, so full size fails at T5; use fp32.
 FP16 = {
-    "t5": Tolerance(45.0, 56.9),             # margin 11.9 dB
+    "t5": Tolerance(40.0, 53.3),             # margin 13.3 dB
     "conditioner": Tolerance(45.0, 55.4),    # margin 10.4 dB
-    "dit": Tolerance(40.0, 54.8),            # margin 14.8 dB
-    "sampler": Tolerance(45.0, 57.9),        # margin 12.9 dB
-    "vae": Tolerance(20.0, 33.5),            # margin 13.5 dB
+    "dit": Tolerance(25.0, 35.6),            # margin 10.6 dB
+    "dit-steps": Tolerance(30.0, 44.3),      # margin 14.3 dB
+    "sampler": Tolerance(20.0, 34.7),        # margin 14.7 dB
+    "vae": Tolerance(10.0, 24.8),            # margin 14.8 dB
 }
 
 # -- Arm TFLite golden (int8 DiT, fp16 VAE) vs MLX fp32 ------------------------------------------

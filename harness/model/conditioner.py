@@ -50,11 +50,14 @@ class NumberConditioner(nn.Module):
     def __call__(self, seconds):
         s = mx.clip(seconds.astype(mx.float32), self.min_val, self.max_val)
         s = (s - self.min_val) / (self.max_val - self.min_val)
+        # normalized in float32, embedded in the weights' dtype (the official casts to it)
+        s = s.astype(self.embedder.embedding[1].weight.dtype)
         return tap(self, self.embedder(s)[:, None, :])
 
 
 class T5Conditioner(nn.Module):
-    """T5 encoder; outputs at padded positions are set to zero (as the official conditioner)."""
+    """T5 encoder; outputs at padded positions are set to zero and the result is float32
+    (as the official conditioner's `* attention_mask.float()`)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -65,7 +68,7 @@ class T5Conditioner(nn.Module):
 
     def __call__(self, input_ids, attention_mask):
         h = self.model(input_ids, attention_mask)
-        return tap(self, h * attention_mask[..., None].astype(h.dtype))
+        return tap(self, h * attention_mask[..., None].astype(mx.float32))
 
 
 class MultiConditioner(nn.Module):

@@ -38,6 +38,8 @@ class RotaryEmbedding(nn.Module):
         self.inv_freq = 1.0 / (base ** (mx.arange(0, dim, 2).astype(mx.float32) / dim))
 
     def freqs(self, seq_len: int):
+        """cos, sin tables (seq_len, dim), float32 whatever the weights' dtype (a float16
+        inv_freq, rounded like the official buffer under `model.to(float16)`, promotes)."""
         t = mx.arange(seq_len).astype(mx.float32)
         f = t[:, None] * self.inv_freq[None, :]
         f = mx.concatenate([f, f], axis=-1)
@@ -50,11 +52,13 @@ def rotate_half(x):
 
 
 def apply_rotary(x, cos, sin):
-    """x (B, H, T, Dh); cos/sin (T, rot). Dims past `rot` pass through untouched."""
+    """x (B, H, T, Dh); cos/sin (T, rot) float32. Dims past `rot` pass through untouched.
+    The rotation runs in float32 and is rounded back to x's dtype, as the official Attention
+    does for half-precision q and k."""
     rot = cos.shape[-1]
     x_rot, x_pass = x[..., :rot], x[..., rot:]
     x_rot = x_rot * cos + rotate_half(x_rot) * sin
-    return mx.concatenate([x_rot, x_pass], axis=-1)
+    return mx.concatenate([x_rot.astype(x.dtype), x_pass], axis=-1)
 
 
 class Attention(nn.Module):
@@ -184,12 +188,22 @@ class DiffusionTransformer(nn.Module):
             x = layer(x)
         return tap(f"{owner._path}.{module_name}", x)
 
+    @property
+    def dtype(self):
+        """The compute dtype: the weights' (`load_model` casts every weight to it)."""
+        return self.transformer.project_in.weight.dtype
+
     def preprocess(self, x):
         """The residual 1x1 conv on the latent sequence (B, T, C), before the transformer."""
         return self.preprocess_conv(x) + x
 
     def __call__(self, x, t, cross_attn_cond, global_cond):
-        """x (B, C, T), t (B,), cross (B, S, cond_token_dim), global (B, global_cond_dim) -> v (B, C, T)."""
+        """x (B, C, T), t (B,), cross (B, S, cond_token_dim), global (B, global_cond_dim) -> v (B, C, T).
+
+        Every input is cast to the weights' dtype first, as the official DiT.forward does: in
+        a float16 run t too, so the Fourier features are float16 (RoPE keeps float32 tables)."""
+        x, t, cross_attn_cond, global_cond = (a.astype(self.dtype) for a in
+                                              (x, t, cross_attn_cond, global_cond))
         cond = self._seq(self.to_cond_embed, cross_attn_cond, "to_cond_embed", self)
         global_embed = self._seq(self.to_global_embed, global_cond, "to_global_embed", self)
         t_embed = self._seq(self.to_timestep_embed, self.timestep_features(t[:, None]),

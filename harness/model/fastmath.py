@@ -168,8 +168,10 @@ def gated_silu(value, gate):
     return _gated_silu_finish(value, gate, *_exp_parts(gate, _clamped_negated))
 
 
+@_in_float32
 def softmax(s):
-    """Softmax over the last axis (max-shifted, so exp only sees values <= 0)."""
+    """Softmax over the last axis (max-shifted, so exp only sees values <= 0); a float16 s
+    is normalized in float32 and rounded back (as MLX's precise softmax)."""
     e = _exp_finish(*_exp_parts(s - mx.max(s, axis=-1, keepdims=True)))
     return e / mx.sum(e, axis=-1, keepdims=True)
 

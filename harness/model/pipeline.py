@@ -91,10 +91,19 @@ class StableAudio(nn.Module):
         """
         cross, global_cond = self.condition(input_ids, attention_mask, seconds_total)
         denoise = cfg_denoiser(self.dit, cross, global_cond, cfg_scale)
-        noise = None if step_noise is None else [mx.array(np.asarray(n)) for n in step_noise]
-        latents = sample(denoise, mx.array(np.asarray(init_noise, np.float32)),
+        # The sampler state is in the DiT's dtype, as the official generate_diffusion_cond
+        # makes it (noise.type(model_dtype); randn_like(x) for each step's noise): a float16
+        # run integrates in float16.
+        dtype = self.dit.dtype
+        noise = (None if step_noise is None else
+                 [mx.array(np.asarray(n)).astype(dtype) for n in step_noise])
+        latents = sample(denoise, mx.array(np.asarray(init_noise, np.float32)).astype(dtype),
                          logsnr_schedule(steps), sampler, noise, on_step=on_step)
-        return latents, (tap(OUTPUT_AUDIO, self.vae.decode(latents)) if decode else None)
+        return latents, (self.decode(latents) if decode else None)
+
+    def decode(self, latents):
+        """Planar float32 audio (the official pretransform's `.float()` of the decoder's)."""
+        return tap(OUTPUT_AUDIO, self.vae.decode(latents).astype(mx.float32))
 
     def generate(self, input_ids, attention_mask, seconds_total: float, *, steps: int = 8,
                  sampler: str = "pingpong", cfg_scale: float = 1.0, seed: int = 99,
@@ -128,7 +137,7 @@ class StableAudio(nn.Module):
 
         t2 = time.perf_counter()
         progress(f"decoding {shape[2]} latent frames")
-        audio = tap(OUTPUT_AUDIO, self.vae.decode(latents))
+        audio = self.decode(latents)
         mx.eval(audio)
         timings["decode"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0

@@ -60,6 +60,8 @@ def sample(denoise: Denoiser, x: mx.array, t: np.ndarray, sampler: str = "pingpo
 
     pingpong: x0 = x - t_i·v;  x = (1 - t_{i+1})·x0 + t_{i+1}·ε_i  (ε_i = step_noise[i]).
     euler:    x = x + (t_{i+1} - t_i)·v.
+    The state keeps x's dtype (t_i are Python floats): float16 in a float16 run, as the
+    official sampler in half precision.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose from {SAMPLERS}")

@@ -149,11 +149,11 @@ class T5Stack(nn.Module):
 
 
 class T5Encoder(nn.Module):
-    """`T5EncoderModel`: input_ids (B, L) int, attention_mask (B, L) -> (B, L, d_model) fp32.
+    """`T5EncoderModel`: input_ids (B, L) int, attention_mask (B, L) -> (B, L, d_model).
 
-    Runs in the weights' dtype (the loader decides; float32 recommended, since HF's fp16
-    overflow clamping is not reproduced) and returns float32, like the conditioner's
-    `.float()`. Padded positions are NOT zeroed (see module docstring).
+    Runs in and returns the weights' dtype, as HF (the loader decides; float32 recommended,
+    since HF's fp16 overflow clamping is not reproduced). Padded positions are NOT zeroed
+    (see module docstring); the conditioner zeroes them and returns float32.
     """
 
     def __init__(self, cfg: T5Config):
@@ -167,5 +167,5 @@ class T5Encoder(nn.Module):
     def __call__(self, input_ids: mx.array, attention_mask: mx.array) -> mx.array:
         # HF names the encoder's (tied) lookup encoder.embed_tokens
         embedded = tap(self, self.shared(input_ids), "encoder.embed_tokens")
-        out = self.encoder(embedded, attention_mask).astype(mx.float32)
-        return tap(self, out)  # last_hidden_state, before the conditioner zeroes padding
+        # last_hidden_state, before the conditioner zeroes padding
+        return tap(self, self.encoder(embedded, attention_mask))

@@ -132,15 +132,23 @@ class AudioAutoencoder(nn.Module):
         self.decoder = OobleckDecoder(cfg)
         self.latent_dim = cfg.latent_dim
 
+    @property
+    def dtype(self):
+        """The compute dtype: the weights' (`load_model` casts every weight to it)."""
+        return self.decoder.layers[0].weight.dtype
+
     def decode(self, latents, tile_elements: int | None = None):
         """latents (B, latent_dim, T) -> planar audio (B, channels, T * ratio), evaluated.
 
+        The latents are cast to the weights' dtype first (the official pretransform casts
+        them to its own: in a float16 run the whole decoder is float16).
         Recorded: the decoder's input after the layout step, and the whole decode's output
         (the official `decode_audio`, where any chunking and stitching belongs). Tiled (see
         the module docstring) unless tile_elements is 0 or a recorder is active (a golden
         comparison wants every intermediate whole)."""
         tile = TILE_ELEMENTS if tile_elements is None else tile_elements
-        x = tap(self.decoder, latents.swapaxes(1, 2), "input", channels_last=True)
+        x = tap(self.decoder, latents.astype(self.dtype).swapaxes(1, 2), "input",
+                channels_last=True)
         if tile <= 0 or capture.recording_active():
             return tap(self, self.decoder(x).swapaxes(1, 2))
         return tap(self, decode_tiled(self.decoder, x, tile).swapaxes(1, 2))
@@ -151,7 +159,7 @@ class AudioAutoencoder(nn.Module):
         VAE bottleneck: mean + std * noise with std = softplus(scale) + 1e-4; without
         noise the mean is returned (deterministic).
         """
-        h = self.encoder(audio.swapaxes(1, 2)).swapaxes(1, 2)
+        h = self.encoder(audio.astype(self.dtype).swapaxes(1, 2)).swapaxes(1, 2)
         mean, scale = mx.split(h, 2, axis=1)
         if noise is None:
             return mean

@@ -148,8 +148,11 @@ def iter_mlx_weights(ckpt: Checkpoint, convert):
 
 
 def load_model(path: str | Path, dtype=None):
-    """-> (StableAudio with every weight loaded strictly, Checkpoint). Compute dtype fp32.
-    Tensors are read and converted one at a time (`iter_mlx_weights`)."""
+    """-> (StableAudio with every weight loaded strictly, Checkpoint). Every weight is cast to
+    `dtype` (default float32), and the model computes in it: each component casts its inputs
+    to its weights' dtype (the official half-precision path; what stays float32 is listed at
+    the FP16 policy in harness/golden/tolerances.py). Tensors are read and converted one at a
+    time (`iter_mlx_weights`)."""
     import mlx.core as mx
 
     from harness.model.pipeline import StableAudio

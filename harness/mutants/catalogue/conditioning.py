@@ -37,7 +37,7 @@ def _t5_128_tokens(self, input_ids, attention_mask):
     ids = mx.pad(input_ids, [(0, 0), (0, pad)])
     mask = mx.pad(attention_mask, [(0, 0), (0, pad)])
     h = self.model(ids, mask)
-    return tap(self, h * mask[..., None].astype(h.dtype))
+    return tap(self, h * mask[..., None].astype(mx.float32))
 
 
 @contextmanager
