@@ -174,7 +174,7 @@ MUTANTS = [
            "to inf/NaN (not seen here: the tiny models and the synthetic full model at 32 "
            "frames stay finite); what shows is the fp16 rounding (of the latents first: the "
            "decoder's input, 73-74 dB, under the tiny 75 dB and trained 90 dB floors), "
-           "heard by no audio check on either tiny model", _fp16_decoder, audible=False),
+           "inaudible: heard by no audio check on either tiny model", _fp16_decoder, audible=False),
     Mutant("latents-reshaped-not-transposed", f"{DECODER}.input",
            "latents (C, T) reshaped to (T, C) instead of transposed: time and channels "
            "scrambled before the decoder: 'flickery' noise bursts at the latent rate",
