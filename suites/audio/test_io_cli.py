@@ -66,6 +66,14 @@ def test_api_rejects_bad_arrays():
         check.check_audio(x, 44100, reference=x[:, :100])
 
 
+def test_api_subset_of_checks():
+    x = np.random.default_rng(0).standard_normal((2, check.MIN_SAMPLES)).astype(np.float32) * 0.1
+    report = check.check_audio(x, 44100, reference=x, names=["dc_offset", "speed_ratio"])
+    assert [c.name for c in report.checks] == ["dc_offset", "speed_ratio"] and report.passed
+    with pytest.raises(ValueError, match=re.escape("no such checks: ['dc_ofset']")):
+        check.check_audio(x, 44100, names=["dc_ofset"])
+
+
 @pytest.fixture(scope="module")
 def clip_files(test_clips, tmp_path_factory):
     """A real test clip as FLAC, and the same clip low-passed at 4 kHz."""
